@@ -1,0 +1,60 @@
+"""Shared checks of user input, used once at each public boundary.
+
+Every helper raises a phcontrol error whose message names the argument,
+states the rule, says what was found and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .errors import ShapeError
+
+__all__: list[str] = []
+
+
+def _describe(x: Tensor) -> str:
+    return f"shape {tuple(x.shape)}, dtype {str(x.dtype).replace('torch.', '')}"
+
+
+def check_batch(x: Tensor, name: str, n: int) -> Tensor:
+    """Return ``x`` as a (batch, n) tensor; a (n,) vector gains a batch axis."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 1:
+        x = x.unsqueeze(0)
+    if x.dim() != 2 or x.shape[-1] != n:
+        raise ShapeError(
+            f"`{name}` must have shape (batch, {n}); found {_describe(x)}. "
+            f"Stack states as rows of a (batch, {n}) tensor."
+        )
+    if not x.is_floating_point():
+        raise ShapeError(f"`{name}` must be a floating tensor; found {_describe(x)}")
+    return x
+
+
+def check_positive(value: float, name: str) -> float:
+    """Return ``value`` as a float after checking that it is finite and > 0."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must be a number, got {value!r}") from err
+    if not (value > 0.0 and value < float("inf")):
+        raise ValueError(f"`{name}` must be positive and finite; found {value!r}")
+    return value
+
+
+def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
+    """Return ``value`` after checking that it is one of ``choices``."""
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be one of {listed}; found {value!r}")
+    return value
+
+
+def default_tol(dtype: torch.dtype) -> float:
+    """The numerics contract's default solve tolerance for ``dtype``."""
+    return 1e-12 if dtype == torch.float64 else 1e-6

@@ -1,0 +1,533 @@
+r"""Energy functions ``H(x)`` that are bounded below for any weights.
+
+* :class:`QuadraticHamiltonian`: :math:`H = \tfrac12 (x-x_0)^\top Q (x-x_0)`,
+  :math:`Q = L L^\top + \varepsilon I`.
+* :class:`MLPHamiltonian`: a tanh MLP (bounded, since tanh is) plus a
+  positive definite quadratic floor.
+* :class:`MechanicalHamiltonian`: :math:`H = \tfrac12 p^\top M(q)^{-1} p + V(q)`
+  with ``x = (q, p)`` and :math:`M = L L^\top + \varepsilon I`.
+
+Every energy maps ``(batch, n_states)`` to ``(batch,)``; ``grad`` returns
+``(batch, n_states)``. Built-in energies differentiate themselves by hand,
+so gradients are cheap and need no autograd graph.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._config import Configurable
+from .errors import ShapeError
+
+__all__ = [
+    "AbstractHamiltonian",
+    "QuadraticHamiltonian",
+    "MLPHamiltonian",
+    "MechanicalHamiltonian",
+    "AbstractPotential",
+    "PolynomialPotential",
+    "MLPPotential",
+    "QuadraticPotential",
+]
+
+
+class _TanhNet(nn.Module):
+    """A scalar tanh MLP with a hand-written gradient.
+
+    Its output is bounded: ``|f(x)| <= sum|w_out| + |b_out|``.
+    """
+
+    def __init__(self, n_in: int, hidden: Sequence[int], out_scale: float) -> None:
+        super().__init__()
+        widths = [n_in, *hidden]
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
+        self.out = nn.Linear(widths[-1], 1)
+        with torch.no_grad():
+            self.out.weight.mul_(out_scale)
+            self.out.bias.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = x
+        for layer in self.layers:
+            a = torch.tanh(layer(a))
+        return self.out(a).squeeze(-1)
+
+    def value_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        acts = []
+        a = x
+        for layer in self.layers:
+            a = torch.tanh(layer(a))
+            acts.append(a)
+        value = self.out(a).squeeze(-1)
+        g = self.out.weight.to(x.dtype).expand(x.shape[0], -1)
+        for layer, a in zip(reversed(self.layers), reversed(acts), strict=True):
+            g = (g * (1.0 - a * a)) @ layer.weight.to(x.dtype)
+        return value, g
+
+    def bound(self) -> float:
+        return float(self.out.weight.abs().sum() + self.out.bias.abs().sum())
+
+
+class AbstractHamiltonian(nn.Module, Configurable):
+    """Base of every energy: ``forward(x)`` gives ``H``, ``grad(x)`` its gradient.
+
+    Subclasses set ``n_states`` and may override ``grad`` with a closed
+    form; the default differentiates ``forward`` with autograd.
+    """
+
+    n_states: int
+
+    def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def grad(self, x: Tensor) -> Tensor:
+        """Return the gradient of ``H`` at ``x``, shape (batch, n_states)."""
+        with torch.enable_grad():
+            xg = x if x.requires_grad else x.detach().requires_grad_(True)
+            H = self.forward(xg)
+            (g,) = torch.autograd.grad(H.sum(), xg, create_graph=torch.is_grad_enabled())
+        return g
+
+    def lower_bound(self) -> float:
+        """Return a number that ``H`` never goes below (``-inf`` if unknown)."""
+        return -math.inf
+
+
+class QuadraticHamiltonian(AbstractHamiltonian):
+    r"""Quadratic energy :math:`\tfrac12 (x-x_0)^\top Q (x-x_0)`.
+
+    Parameters
+    ----------
+    n_states : int
+        Number of states.
+    Q : Tensor, shape (n_states, n_states), optional
+        Initial symmetric positive definite matrix (default identity).
+    eps : float, default 1e-6
+        Floor added to the diagonal, :math:`Q = L L^\top + \varepsilon I`.
+    learn_equilibrium : bool, default False
+        Learn the minimiser ``x0`` (otherwise fixed at zero).
+
+    Examples
+    --------
+    >>> import torch
+    >>> H = QuadraticHamiltonian(2, Q=torch.diag(torch.tensor([2.0, 1.0])), eps=0.0)
+    >>> H(torch.tensor([[1.0, 1.0]]))
+    tensor([1.5000], grad_fn=<MulBackward0>)
+    """
+
+    def __init__(
+        self,
+        n_states: int,
+        *,
+        Q: Tensor | None = None,
+        eps: float = 1e-6,
+        learn_equilibrium: bool = False,
+    ) -> None:
+        super().__init__()
+        self.n_states = n_states
+        self.eps = eps
+        Q0 = torch.eye(n_states) if Q is None else torch.as_tensor(Q)
+        Q0 = Q0.to(torch.get_default_dtype())
+        if Q0.shape != (n_states, n_states):
+            raise ShapeError(
+                f"`Q` must have shape ({n_states}, {n_states}); found {tuple(Q0.shape)}"
+            )
+        shifted = Q0 - eps * torch.eye(n_states, dtype=Q0.dtype)
+        try:
+            L0 = torch.linalg.cholesky(shifted)
+        except torch.linalg.LinAlgError as err:
+            raise ValueError(
+                f"`Q` must be symmetric positive definite with eigenvalues above "
+                f"eps={eps}; smallest eigenvalue is "
+                f"{float(torch.linalg.eigvalsh(Q0).min()):.3g}"
+            ) from err
+        self.L = nn.Parameter(L0)
+        x0 = torch.zeros(n_states)
+        if learn_equilibrium:
+            self.x0 = nn.Parameter(x0)
+        else:
+            self.register_buffer("x0", x0)
+
+    @property
+    def Q(self) -> Tensor:
+        """The matrix ``Q``, shape (n_states, n_states)."""
+        L = torch.tril(self.L)
+        return L @ L.T + self.eps * torch.eye(self.n_states, dtype=L.dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return ``H(x)``, shape (batch,)."""
+        d = x - self.x0.to(x.dtype)
+        return 0.5 * ((d @ self.Q.to(x.dtype)) * d).sum(-1)
+
+    def grad(self, x: Tensor) -> Tensor:
+        """Return ``Q (x - x0)``, shape (batch, n_states)."""
+        return (x - self.x0.to(x.dtype)) @ self.Q.to(x.dtype)
+
+    def lower_bound(self) -> float:
+        """Return 0, the minimum of a positive definite quadratic."""
+        return 0.0
+
+
+class MLPHamiltonian(AbstractHamiltonian):
+    r"""A tanh MLP energy with a quadratic floor.
+
+    .. math:: H(x) = f_\theta(x) + \tfrac12 x^\top (L L^\top + \varepsilon I) x
+
+    Since tanh is bounded, :math:`|f_\theta| \le \|w\|_1 + |b|` for the output
+    layer's weights ``w`` and bias ``b``, so ``H`` is bounded below by
+    ``-(||w||_1 + |b|)`` and grows at least quadratically.
+
+    Parameters
+    ----------
+    n_states : int
+        Number of states.
+    hidden : sequence of int, default (64, 64)
+        Hidden widths.
+    floor : float, default 1e-2
+        The ``eps`` of the quadratic floor.
+
+    Examples
+    --------
+    >>> import torch
+    >>> H = MLPHamiltonian(2, hidden=(8,))
+    >>> x = torch.randn(5, 2)
+    >>> bool((H(x) >= H.lower_bound()).all())
+    True
+    """
+
+    def __init__(
+        self, n_states: int, *, hidden: Sequence[int] = (64, 64), floor: float = 1e-2
+    ) -> None:
+        super().__init__()
+        self.n_states = n_states
+        self.floor = floor
+        self.net = _TanhNet(n_states, hidden, out_scale=1.0)
+        self.L = nn.Parameter(0.5 * torch.eye(n_states))
+
+    def _Q(self, dtype: torch.dtype) -> Tensor:
+        L = torch.tril(self.L.to(dtype))
+        return L @ L.T + self.floor * torch.eye(self.n_states, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return ``H(x)``, shape (batch,)."""
+        return self.net(x) + 0.5 * ((x @ self._Q(x.dtype)) * x).sum(-1)
+
+    def grad(self, x: Tensor) -> Tensor:
+        """Return the gradient, shape (batch, n_states), by hand."""
+        return self.net.value_and_grad(x)[1] + x @ self._Q(x.dtype)
+
+    def lower_bound(self) -> float:
+        """Return ``-(||w||_1 + |b|)`` of the output layer."""
+        return -self.net.bound()
+
+
+class AbstractPotential(nn.Module, Configurable):
+    """A potential energy ``V(q)``: ``forward`` (batch,), ``grad`` (batch, n_dof)."""
+
+    n_dof: int
+
+    def forward(self, q: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def grad(self, q: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def lower_bound(self) -> float:
+        """Return a number ``V`` never goes below (``-inf`` if unbounded)."""
+        return -math.inf
+
+
+class PolynomialPotential(AbstractPotential):
+    r"""A separable polynomial :math:`V(q) = \sum_i \sum_{k=1}^{d} c_{ik} q_i^k`.
+
+    The degree ``d`` is even and the leading coefficient is kept positive,
+    :math:`c_{id} = \mathrm{softplus}(\cdot) + \varepsilon`, so ``V`` is bounded
+    below for any weights.
+
+    Parameters
+    ----------
+    n_dof : int
+        Number of coordinates ``q``.
+    degree : int, default 4
+        Even degree ``d``.
+    coefficients : Tensor, shape (n_dof, degree), optional
+        Initial ``c_{i1} .. c_{id}`` (the last must be positive).
+    eps : float, default 1e-6
+        Smallest leading coefficient.
+
+    Examples
+    --------
+    >>> import torch
+    >>> V = PolynomialPotential(1, degree=2, coefficients=torch.tensor([[0.0, 0.5]]))
+    >>> V(torch.tensor([[2.0]]))
+    tensor([2.0000], grad_fn=<SumBackward1>)
+    """
+
+    def __init__(
+        self,
+        n_dof: int,
+        *,
+        degree: int = 4,
+        coefficients: Tensor | None = None,
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        if degree < 2 or degree % 2:
+            raise ValueError(f"`degree` must be even and >= 2; found {degree}")
+        self.n_dof = n_dof
+        self.degree = degree
+        self.eps = eps
+        if coefficients is None:
+            c = torch.zeros(n_dof, degree)
+            c[:, 1] = 0.5
+            c[:, -1] = 0.5 if degree == 2 else 1e-2
+        else:
+            c = torch.as_tensor(coefficients, dtype=torch.get_default_dtype()).clone()
+            if c.shape != (n_dof, degree):
+                raise ShapeError(
+                    f"`coefficients` must have shape ({n_dof}, {degree}); found "
+                    f"{tuple(c.shape)}"
+                )
+            if bool((c[:, -1] <= eps).any()):
+                raise ValueError(
+                    "the leading coefficient of each polynomial must exceed "
+                    f"eps={eps} so that V is bounded below"
+                )
+        self.lower = nn.Parameter(c[:, :-1])
+        lead = c[:, -1] - eps
+        self.lead_raw = nn.Parameter(lead + torch.log(-torch.expm1(-lead)))
+        self.register_buffer("powers", torch.arange(1, degree + 1))
+
+    def coefficients(self) -> Tensor:
+        """Return the coefficients ``c``, shape (n_dof, degree), lowest power first."""
+        lead = nn.functional.softplus(self.lead_raw) + self.eps
+        return torch.cat([self.lower, lead[:, None]], dim=1)
+
+    def forward(self, q: Tensor) -> Tensor:
+        """Return ``V(q)``, shape (batch,)."""
+        c = self.coefficients().to(q.dtype)
+        qk = q[..., None] ** self.powers.to(q.dtype)
+        return (qk * c).sum((-1, -2))
+
+    def grad(self, q: Tensor) -> Tensor:
+        """Return ``dV/dq``, shape (batch, n_dof)."""
+        c = self.coefficients().to(q.dtype)
+        k = self.powers.to(q.dtype)
+        qk = q[..., None] ** (k - 1.0)
+        return (qk * c * k).sum(-1)
+
+    def lower_bound(self) -> float:
+        """Return the exact minimum (found from the derivative's real roots)."""
+        import numpy as np
+
+        total = 0.0
+        for c in self.coefficients().detach().double().cpu().numpy():
+            poly = np.polynomial.Polynomial(np.concatenate([[0.0], c]))
+            roots = poly.deriv().roots()
+            real = roots[np.abs(roots.imag) < 1e-9].real
+            total += float(poly(real).min()) if real.size else float(poly(0.0))
+        return total - 1e-9 * (1.0 + abs(total))
+
+
+class MLPPotential(AbstractPotential):
+    r"""A bounded tanh MLP potential, :math:`|V| \le \|w\|_1 + |b|`.
+
+    Use it as a correction added to a potential that grows, such as
+    :class:`PolynomialPotential`, so the sum stays bounded below.
+
+    Parameters
+    ----------
+    n_dof : int
+        Number of coordinates.
+    hidden : sequence of int, default (32,)
+        Hidden widths.
+    out_scale : float, default 1e-2
+        Initial scale of the output layer (a small correction at start).
+
+    Examples
+    --------
+    >>> import torch
+    >>> V = MLPPotential(1)
+    >>> V.grad(torch.zeros(3, 1)).shape
+    torch.Size([3, 1])
+    """
+
+    def __init__(
+        self, n_dof: int, *, hidden: Sequence[int] = (32,), out_scale: float = 1e-2
+    ) -> None:
+        super().__init__()
+        self.n_dof = n_dof
+        self.net = _TanhNet(n_dof, hidden, out_scale=out_scale)
+
+    def forward(self, q: Tensor) -> Tensor:
+        """Return ``V(q)``, shape (batch,)."""
+        return self.net(q)
+
+    def grad(self, q: Tensor) -> Tensor:
+        """Return ``dV/dq``, shape (batch, n_dof)."""
+        return self.net.value_and_grad(q)[1]
+
+    def lower_bound(self) -> float:
+        """Return ``-(||w||_1 + |b|)`` of the output layer."""
+        return -self.net.bound()
+
+
+class QuadraticPotential(AbstractPotential):
+    r"""A spring :math:`V(q) = \tfrac12 (q - q_0)^\top K (q - q_0)`, ``K`` fixed.
+
+    Parameters
+    ----------
+    K : Tensor, shape (n_dof, n_dof)
+        Symmetric positive semidefinite stiffness.
+    q0 : Tensor, shape (n_dof,), optional
+        Rest position (default zero).
+
+    Examples
+    --------
+    >>> import torch
+    >>> QuadraticPotential(torch.eye(1))(torch.tensor([[2.0]]))
+    tensor([2.])
+    """
+
+    def __init__(self, K: Tensor, q0: Tensor | None = None) -> None:
+        super().__init__()
+        K = torch.as_tensor(K, dtype=torch.get_default_dtype())
+        self.n_dof = K.shape[0]
+        self.register_buffer("K", K)
+        self.register_buffer(
+            "q0", torch.zeros(self.n_dof) if q0 is None else torch.as_tensor(q0)
+        )
+
+    def forward(self, q: Tensor) -> Tensor:
+        """Return ``V(q)``, shape (batch,)."""
+        d = q - self.q0.to(q.dtype)
+        return 0.5 * ((d @ self.K.to(q.dtype)) * d).sum(-1)
+
+    def grad(self, q: Tensor) -> Tensor:
+        """Return ``K (q - q0)``, shape (batch, n_dof)."""
+        return (q - self.q0.to(q.dtype)) @ self.K.to(q.dtype)
+
+    def lower_bound(self) -> float:
+        """Return 0 (``K`` is positive semidefinite)."""
+        return 0.0
+
+
+class MechanicalHamiltonian(AbstractHamiltonian):
+    r"""Mechanical energy :math:`\tfrac12 p^\top M(q)^{-1} p + V(q)`, ``x = (q, p)``.
+
+    Parameters
+    ----------
+    n_dof : int
+        Number of coordinates; the state has ``2 n_dof`` entries.
+    potential : AbstractPotential or sequence of them
+        ``V(q)``; a sequence is summed.
+    mass : Tensor, shape (n_dof, n_dof), optional
+        Initial constant mass matrix (default identity). Learned as
+        :math:`L L^\top + \varepsilon I`.
+    state_dependent_mass : bool, default False
+        Make ``M(q) = L(q) L(q)^T + eps I`` with ``L(q)`` an MLP.
+    learn_mass : bool, default True
+        Learn the constant mass; False keeps it fixed.
+    eps : float, default 1e-6
+        Floor on the mass matrix.
+
+    Examples
+    --------
+    >>> import torch
+    >>> H = MechanicalHamiltonian(1, potential=PolynomialPotential(1, degree=2))
+    >>> H(torch.tensor([[1.0, 2.0]])).item()  # 0.5 * 2**2 / 1 + 0.5 * 1**2
+    2.5
+    """
+
+    def __init__(
+        self,
+        n_dof: int,
+        *,
+        potential: AbstractPotential | Sequence[AbstractPotential],
+        mass: Tensor | None = None,
+        state_dependent_mass: bool = False,
+        learn_mass: bool = True,
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        self.n_dof = n_dof
+        self.n_states = 2 * n_dof
+        self.eps = eps
+        pots = [potential] if isinstance(potential, nn.Module) else list(potential)
+        for V in pots:
+            if V.n_dof != n_dof:
+                raise ShapeError(
+                    f"potential {type(V).__name__} has n_dof={V.n_dof}; expected "
+                    f"{n_dof}"
+                )
+        self.potentials = nn.ModuleList(pots)
+        self.state_dependent_mass = state_dependent_mass
+        M0 = torch.eye(n_dof) if mass is None else torch.as_tensor(mass)
+        M0 = M0.to(torch.get_default_dtype()).reshape(n_dof, n_dof)
+        L0 = torch.linalg.cholesky(M0 - eps * torch.eye(n_dof, dtype=M0.dtype))
+        if state_dependent_mass:
+            from .structure import mlp
+
+            rows, cols = torch.tril_indices(n_dof, n_dof)
+            self.register_buffer("rows", rows)
+            self.register_buffer("cols", cols)
+            self.mass_net = mlp(n_dof, rows.numel(), (32,))
+            with torch.no_grad():
+                self.mass_net[-1].weight.mul_(1e-2)
+                self.mass_net[-1].bias.copy_(L0[rows, cols])
+        elif learn_mass:
+            self.L = nn.Parameter(L0)
+        else:
+            self.register_buffer("L", L0)
+
+    @property
+    def separable(self) -> bool:
+        """True when ``M`` is constant, so ``H = T(p) + V(q)``."""
+        return not self.state_dependent_mass
+
+    def mass(self, q: Tensor) -> Tensor:
+        """Return ``M(q)``, shape (batch, n_dof, n_dof)."""
+        k = self.n_dof
+        eye = torch.eye(k, dtype=q.dtype, device=q.device)
+        if self.state_dependent_mass:
+            L = q.new_zeros(q.shape[0], k, k)
+            L[:, self.rows, self.cols] = self.mass_net(q)
+        else:
+            L = torch.tril(self.L.to(q.dtype)).expand(q.shape[0], k, k)
+        return L @ L.transpose(1, 2) + self.eps * eye
+
+    def potential(self, q: Tensor) -> Tensor:
+        """Return ``V(q)``, shape (batch,)."""
+        return sum(V(q) for V in self.potentials)  # type: ignore[return-value]
+
+    def potential_grad(self, q: Tensor) -> Tensor:
+        """Return ``dV/dq``, shape (batch, n_dof)."""
+        return sum(V.grad(q) for V in self.potentials)  # type: ignore[return-value]
+
+    def velocity(self, q: Tensor, p: Tensor) -> Tensor:
+        """Return ``M(q)^{-1} p``, shape (batch, n_dof)."""
+        if self.n_dof == 1:
+            return p / self.mass(q)[:, 0]
+        return torch.linalg.solve(self.mass(q), p.unsqueeze(-1)).squeeze(-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return ``H(x)``, shape (batch,)."""
+        q, p = x[:, : self.n_dof], x[:, self.n_dof :]
+        return 0.5 * (p * self.velocity(q, p)).sum(-1) + self.potential(q)
+
+    def grad(self, x: Tensor) -> Tensor:
+        """Return ``(dH/dq, dH/dp)``, shape (batch, n_states)."""
+        if self.state_dependent_mass:
+            return super().grad(x)
+        q, p = x[:, : self.n_dof], x[:, self.n_dof :]
+        return torch.cat([self.potential_grad(q), self.velocity(q, p)], dim=-1)
+
+    def lower_bound(self) -> float:
+        """Return the sum of the potentials' bounds (kinetic energy is >= 0)."""
+        return float(sum(V.lower_bound() for V in self.potentials))
