@@ -34,9 +34,6 @@ logger = logging.getLogger(__name__)
 #: sampling counts as irregular.
 IRREGULAR_RTOL = 0.01
 
-_SUFFIXES = (".csv", ".npz", ".mat", ".txt", ".dat")
-
-
 # --------------------------------------------------------------------------
 # The record
 # --------------------------------------------------------------------------
@@ -65,8 +62,8 @@ class Log:
     source : str, optional
         Where the log came from: a file path or a dataset name.
     dt : float, optional
-        Nominal sample step in seconds. By default the median of
-        ``diff(t)``.
+        Nominal sample step in seconds. By default (NaN or None) the median
+        of ``diff(t)``.
 
     Raises
     ------
@@ -305,11 +302,11 @@ def _names_for(
     return given
 
 
-def _nominal_step(dt: float, t: np.ndarray) -> float:
+def _nominal_step(dt: float | None, t: np.ndarray) -> float:
     """Return ``dt``, or the median step of ``t`` when ``dt`` is NaN."""
     if isinstance(dt, bool):
         raise ValueError(f"dt must be a positive number of seconds; got {dt!r}")
-    step = float(dt)
+    step = math.nan if dt is None else float(dt)
     if math.isnan(step):
         if t.shape[0] < 2:
             raise ValueError(
@@ -399,21 +396,23 @@ def _read_csv(
 ) -> tuple[list[str], dict[str, np.ndarray]]:
     import pandas as pd
 
-    options = {"skipinitialspace": True, "index_col": False}
+    # Every cell is read as text, so that a bad cell in a column nobody asked
+    # for cannot fail the read; a row with more fields than the header can.
     try:
-        header = pd.read_csv(path, nrows=0, **options)
-        available = [str(name) for name in header.columns]
-        use = [name for name in wanted if name in available]
-        frame = pd.read_csv(path, usecols=use, dtype=str, na_filter=False, **options)
+        frame = pd.read_csv(
+            path, dtype=str, na_filter=False, skipinitialspace=True, index_col=False
+        )
     except pd.errors.EmptyDataError as err:
         raise _Unreadable(
             "has no header line; the first line must name the columns"
         ) from err
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as err:
         raise _Unreadable(f"could not be read as CSV ({_first_line(err)})") from err
+    available = [str(name) for name in frame.columns]
     if len(frame) == 0:
         problems.no_rows = True
         problems.add("has a header but no data rows")
+    use = [name for name in wanted if name in available]
     return available, {name: frame[name].to_numpy(dtype=str) for name in use}
 
 
@@ -421,7 +420,7 @@ def _read_text(
     path: Path, wanted: Sequence[str], problems: _Problems
 ) -> tuple[list[str], dict[str, np.ndarray]]:
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise _Unreadable(f"could not be read as text ({_first_line(err)})") from err
     header = lines[0].strip() if lines else ""
@@ -482,13 +481,14 @@ def _read_npz(
                 continue
             try:
                 raw[name] = archive[name]
-            except ValueError:
-                problems.add(
-                    "is an object array, which is not loaded (it would need "
-                    "pickle); store plain numbers",
-                    name,
-                )
-            except (OSError, EOFError, zipfile.BadZipFile) as err:
+            except Exception as err:  # damaged bytes surface as many types
+                if isinstance(err, ValueError) and "allow_pickle" in str(err):
+                    problems.add(
+                        "is an object array, which is not loaded (it would "
+                        "need pickle); store plain numbers",
+                        name,
+                    )
+                    continue
                 raise _Unreadable(
                     f"has a damaged member {name!r} ({_first_line(err)})"
                 ) from err
@@ -679,9 +679,9 @@ def load_log(
 ) -> Log:
     """Read an input/output log from a file and check the columns asked for.
 
-    Only the named columns are read and checked, so unrelated columns (an
-    empty trailing column, a scalar stored in the first row only) never get
-    in the way. All problems are collected before anything is raised.
+    Only the named columns are checked, so unrelated columns (an empty
+    trailing column, a scalar stored in the first row only) never get in
+    the way. All problems are collected before anything is raised.
 
     Parameters
     ----------
@@ -899,7 +899,7 @@ def _read_file(
     if reader is None:
         raise problems.fail(
             f"has the unsupported extension {file.suffix!r}; use one of "
-            + ", ".join(_SUFFIXES)
+            + ", ".join(_READERS)
         )
     try:
         available, raw = reader(file, wanted, problems)
