@@ -91,7 +91,12 @@ def from_spec(spec: Any, tensors: dict[str, Tensor]) -> Any:
             key = spec["tensor"]
             if key not in tensors:
                 raise ModelFileError(f"the model file lacks the tensor {key!r}")
-            return tensors[key].to(torch.get_default_dtype())
+            value = tensors[key]
+            # Floating tensors follow the default dtype the model is rebuilt
+            # under; integer and boolean ones (masks, indices) keep theirs.
+            if value.is_floating_point():
+                return value.to(torch.get_default_dtype())
+            return value
         if "activation" in spec:
             if spec["activation"] not in _ACTIVATIONS:
                 raise ModelFileError(f"unknown activation {spec['activation']!r}")
