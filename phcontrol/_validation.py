@@ -58,3 +58,28 @@ def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
 def default_tol(dtype: torch.dtype) -> float:
     """The numerics contract's default solve tolerance for ``dtype``."""
     return 1e-12 if dtype == torch.float64 else 1e-6
+
+
+def spd_factor(M: Tensor, name: str, eps: float) -> Tensor:
+    """Return the Cholesky factor ``L`` of ``M - eps I`` for an SPD ``M``.
+
+    Raises a ``ValueError`` that names ``name`` when ``M`` is not symmetric
+    (only its lower triangle would reach ``L``, silently changing it) or
+    its eigenvalues are not all above ``eps``.
+    """
+    n = M.shape[-1]
+    scale = float(M.abs().max()) if M.numel() else 0.0
+    if not torch.allclose(M, M.T, rtol=0.0, atol=64 * torch.finfo(M.dtype).eps * scale):
+        raise ValueError(
+            f"`{name}` must be symmetric positive definite; it is not symmetric "
+            f"(largest |{name} - {name}^T| is {float((M - M.T).abs().max()):.3g}). "
+            f"Pass (M + M.T) / 2."
+        )
+    try:
+        return torch.linalg.cholesky(M - eps * torch.eye(n, dtype=M.dtype))
+    except torch.linalg.LinAlgError as err:
+        raise ValueError(
+            f"`{name}` must be symmetric positive definite with eigenvalues above "
+            f"eps={eps}; smallest eigenvalue is "
+            f"{float(torch.linalg.eigvalsh(M).min()):.3g}"
+        ) from err

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ._config import Configurable
+from ._validation import spd_factor
 from .errors import ShapeError
 
 __all__ = [
@@ -71,7 +72,8 @@ class _TanhNet(nn.Module):
         return value, g
 
     def bound(self) -> float:
-        return float(self.out.weight.abs().sum() + self.out.bias.abs().sum())
+        with torch.no_grad():
+            return float(self.out.weight.abs().sum() + self.out.bias.abs().sum())
 
 
 class AbstractHamiltonian(nn.Module, Configurable):
@@ -138,16 +140,7 @@ class QuadraticHamiltonian(AbstractHamiltonian):
             raise ShapeError(
                 f"`Q` must have shape ({n_states}, {n_states}); found {tuple(Q0.shape)}"
             )
-        shifted = Q0 - eps * torch.eye(n_states, dtype=Q0.dtype)
-        try:
-            L0 = torch.linalg.cholesky(shifted)
-        except torch.linalg.LinAlgError as err:
-            raise ValueError(
-                f"`Q` must be symmetric positive definite with eigenvalues above "
-                f"eps={eps}; smallest eigenvalue is "
-                f"{float(torch.linalg.eigvalsh(Q0).min()):.3g}"
-            ) from err
-        self.L = nn.Parameter(L0)
+        self.L = nn.Parameter(spd_factor(Q0, "Q", eps))
         x0 = torch.zeros(n_states)
         if learn_equilibrium:
             self.x0 = nn.Parameter(x0)
@@ -470,7 +463,7 @@ class MechanicalHamiltonian(AbstractHamiltonian):
         self.state_dependent_mass = state_dependent_mass
         M0 = torch.eye(n_dof) if mass is None else torch.as_tensor(mass)
         M0 = M0.to(torch.get_default_dtype()).reshape(n_dof, n_dof)
-        L0 = torch.linalg.cholesky(M0 - eps * torch.eye(n_dof, dtype=M0.dtype))
+        L0 = spd_factor(M0, "mass", eps)
         if state_dependent_mass:
             from .structure import mlp
 

@@ -59,7 +59,11 @@ class AbstractModel(nn.Module, Configurable):
             return x.new_zeros(x.shape[0], self.n_inputs)
         if u.dim() == 1:
             u = u.unsqueeze(0)
-        if u.shape[-1] != self.n_inputs or u.shape[0] not in (1, x.shape[0]):
+        if (
+            u.dim() != 2
+            or u.shape[-1] != self.n_inputs
+            or u.shape[0] not in (1, x.shape[0])
+        ):
             raise ShapeError(
                 f"`u` must have shape (batch, {self.n_inputs}) with batch "
                 f"{x.shape[0]}; found {tuple(u.shape)}"
