@@ -55,10 +55,14 @@ def supports(model: PortHamiltonian) -> bool:
 
 
 def _potential_functions(H: MechanicalHamiltonian):
-    """Return ``V(q)`` and ``dV/dq`` as closures over precomputed weights.
+    """Return ``V(q)``, ``dV/dq`` and the difference quotient of ``V``.
 
     Polynomials are evaluated by Horner's rule and tanh networks layer by
-    layer, so one call costs a handful of tensor operations.
+    layer, so one call costs a handful of tensor operations. The quotient
+    ``(V(q') - V(q)) / (q' - q)`` is formed without subtracting two values
+    of ``V`` where the parts allow it (polynomials, and tanh networks with
+    one hidden layer), so it keeps full precision as ``q' -> q``; it is
+    None otherwise.
     """
     parts = []
     for pot in H.potentials:
@@ -120,7 +124,40 @@ def _potential_functions(H: MechanicalHamiltonian):
         assert total is not None
         return total
 
-    return V, dV
+    def quotient(q: Tensor, qn: Tensor) -> Tensor:
+        # Polynomial: (q'^k - q^k) / (q' - q) = sum_j q'^j q^(k-1-j), built by
+        # s_k = q' s_(k-1) + q^(k-1). Tanh layer: tanh(a') - tanh(a) =
+        # sinh(a' - a) / (cosh(a') cosh(a)) with a' - a = w (q' - q).
+        total = None
+        for kind, data in parts:
+            if kind == "poly":
+                c = data[0]
+                s, qpow = torch.ones_like(q), torch.ones_like(q)
+                val = c[0] * s
+                for ck in c[1:]:
+                    qpow = qpow * q
+                    s = qn * s + qpow
+                    val = val + ck * s
+            else:
+                ws, wo, _ = data
+                (w, b), d = ws[0], qn - q
+                a, an = torch.addmm(b, q, w.T), torch.addmm(b, qn, w.T)
+                wd = d * w.T
+                small = wd.abs() < 1e-4
+                ratio = torch.where(
+                    small, 1.0 + wd * wd / 6.0, torch.sinh(wd) / torch.where(
+                        small, torch.ones_like(wd), wd
+                    )
+                )
+                val = ((w.T * ratio) / (torch.cosh(a) * torch.cosh(an))) @ wo.T
+            total = val if total is None else total + val
+        assert total is not None
+        return total
+
+    exact = all(
+        kind == "poly" or (kind == "mlp" and len(data[0]) == 1) for kind, data in parts
+    )
+    return V, dV, (quotient if exact else None)
 
 
 class MechanicalStepper:
@@ -149,18 +186,24 @@ class MechanicalStepper:
             if model.n_inputs
             else like.new_zeros(0)
         )
-        self.V, self.dV = _potential_functions(H)
+        self.V, self.dV, self._quotient = _potential_functions(H)
         self.dt = dt
         self.tol = tol
         self.max_iter = max_iter
         self.params_need_grad = any(w.requires_grad for w in model.parameters())
 
-    def _dq_gradient(self, q: Tensor, qn: Tensor, Vq: Tensor, Vn: Tensor) -> Tensor:
+    def _dq_gradient(
+        self, q: Tensor, qn: Tensor, Vq: Tensor, Vn: Tensor | None = None
+    ) -> Tensor:
         """Return the discrete dV/dq, shape (batch, 1).
 
         The difference quotient is replaced by ``V'`` at the midpoint where
         it would divide a rounding error by a tiny ``|q' - q|``.
         """
+        if self._quotient is not None:
+            return self._quotient(q, qn)
+        if Vn is None:
+            Vn = self.V(qn)
         d = qn - q
         dVal = Vn - Vq
         eps = torch.finfo(q.dtype).eps
@@ -200,7 +243,7 @@ class MechanicalStepper:
         a = 2.0 * self.m / dt + self.r
 
         def residual(qn: Tensor, q: Tensor, p: Tensor, Vq: Tensor) -> Tensor:
-            dg = self._dq_gradient(q, qn, Vq, self.V(qn))
+            dg = self._dq_gradient(q, qn, Vq)
             return a * (qn - q) - 2.0 * p + dt * dg - dt * force
 
         with torch.no_grad():

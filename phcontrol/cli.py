@@ -1,0 +1,466 @@
+"""The ``phcontrol`` command line.
+
+``phcontrol identify`` fits a passive port-Hamiltonian model to a bundled
+log or to a log file and writes the model, a JSON report and a report page
+with figures to one directory (see :mod:`phcontrol.report`).
+
+Exit status: 0 success, 1 the fit failed, 2 bad usage or bad data. Errors
+are one line on stderr, ``phcontrol: error: ...``; ``--debug`` adds the
+traceback. Results go to stdout, diagnostics and the progress bar to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+
+EXIT_OK = 0
+"""Exit status of a successful command."""
+EXIT_FAILED = 1
+"""Exit status when the fit failed (no convergence, non-finite results)."""
+EXIT_USAGE = 2
+"""Exit status for bad usage or bad data; nothing was written."""
+
+_PROG = "phcontrol"
+
+
+class _UsageError(Exception):
+    """Bad command-line usage, reported as a one-line error with status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and raise instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _columns(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated column names, got {text!r}"
+        )
+    return names
+
+
+def _build_parser() -> _Parser:
+    from . import __version__
+
+    common = _Parser(add_help=False)
+    noise = common.add_argument_group("output and diagnostics")
+    noise.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more (-v info, -vv debug) on stderr",
+    )
+    noise.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="only errors on stderr; no progress bar",
+    )
+    noise.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error"
+    )
+
+    parser = _Parser(
+        prog=_PROG,
+        description="Port-Hamiltonian system identification, verification and control.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ident = commands.add_parser(
+        "identify",
+        parents=[common],
+        help="fit a passive pH model to a log and write a report",
+        description="Fit a passive port-Hamiltonian model to a log and write "
+        "model.safetensors, report.json, report.html and figures/ to --out. "
+        "Without LOG or --dataset, fits the bundled Silverbox log.",
+        epilog="exit status: 0 ok, 1 fit failed, 2 bad usage or bad data",
+    )
+    ident.add_argument(
+        "log",
+        nargs="?",
+        metavar="LOG",
+        help="log file (.csv with a header, .npz, .mat, .txt)",
+    )
+    data = ident.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="bundled log to fit: silverbox (default), emps, cascaded_tanks, "
+        "real_pendulum",
+    )
+    data.add_argument("--time", metavar="COL", help="time column of LOG, in seconds")
+    data.add_argument(
+        "--dt", type=_positive_float, metavar="SECONDS", help="fixed step of LOG"
+    )
+    data.add_argument(
+        "--inputs", type=_columns, metavar="COL[,COL]", help="input columns of LOG"
+    )
+    data.add_argument(
+        "--outputs",
+        type=_columns,
+        metavar="COL[,COL]",
+        help="measured-output columns of LOG",
+    )
+    fit = ident.add_argument_group("fit")
+    fit.add_argument(
+        "--model",
+        choices=("mechanical", "linear"),
+        default="mechanical",
+        help="model family (default: mechanical)",
+    )
+    fit.add_argument("--seed", type=_nonnegative_int, default=0, help="default: 0")
+    fit.add_argument("--iterations", type=_positive_int, help="training iterations")
+    fit.add_argument(
+        "--max-time",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop training after this long",
+    )
+    fit.add_argument(
+        "--substeps", type=_positive_int, help="discrete-gradient steps per sample"
+    )
+    fit.add_argument("--window", type=_positive_int, help="samples per window")
+    fit.add_argument("--batch-size", type=_positive_int, help="windows per iteration")
+    out = ident.add_argument_group("output")
+    out.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output directory (default: runs/identify-<dataset or log name>)",
+    )
+    out.add_argument(
+        "--force", action="store_true", help="replace a non-empty --out directory"
+    )
+    out.add_argument(
+        "--json", action="store_true", help="print the report as JSON on stdout"
+    )
+    return parser
+
+
+class _TqdmHandler(logging.Handler):
+    """Write log records through tqdm so that they do not break a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+class _Diagnostics:
+    """Route phcontrol's log records and warnings to stderr for one command.
+
+    ``-q`` shows errors only, the default adds warnings, ``-v`` information
+    and ``-vv`` debugging detail. Warnings become one ``warning:`` line each.
+    Everything is undone by :meth:`close`, so that calling :func:`main` from
+    Python leaves logging and warnings as they were.
+    """
+
+    def __init__(self, verbose: int, quiet: bool) -> None:
+        import warnings
+
+        if quiet:
+            level = logging.ERROR
+        else:
+            level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+        self.handler = _TqdmHandler()
+        self.handler.setFormatter(_LowerLevelFormatter())
+        self.logger = logging.getLogger("phcontrol")
+        self.saved = (self.logger.level, self.logger.propagate)
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(level)
+        self.logger.propagate = False
+        self.saved_showwarning = warnings.showwarning
+        warnings.showwarning = self._show_warning
+
+    def _show_warning(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        text = " ".join(str(message).split())
+        self.logger.warning("%s (%s)", text, category.__name__)
+
+    def close(self) -> None:
+        import warnings
+
+        warnings.showwarning = self.saved_showwarning
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.saved[0])
+        self.logger.propagate = self.saved[1]
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{_PROG}: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text
+
+
+def _fail(message: str, code: int, err: BaseException | None, debug: bool) -> int:
+    if debug and err is not None:
+        traceback.print_exception(err, file=sys.stderr)
+    print(f"{_PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``phcontrol`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments after the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        The exit status: 0 success, 1 the fit failed, 2 bad usage or bad
+        data.
+
+    Examples
+    --------
+    >>> main(["identify", "--dataset", "silverbx"])  # doctest: +SKIP
+    phcontrol: error: no bundled dataset is called 'silverbx'; did you mean 'silverbox'? ...
+    2
+    >>> main(["identify", "log.csv", "--outputs", "y"])
+    2
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    try:
+        args = _build_parser().parse_args(args_list)
+    except _UsageError as err:
+        return _fail(_one_line(err), EXIT_USAGE, err, debug)
+    except SystemExit as exit_:  # --help and --version
+        return int(exit_.code or 0)
+    diagnostics = _Diagnostics(args.verbose, args.quiet)
+    try:
+        return _identify(args)
+    except _UsageError as err:
+        return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+    except KeyboardInterrupt as err:
+        return _fail("interrupted; nothing was written", 130, err, args.debug)
+    finally:
+        diagnostics.close()
+
+
+def _load_data(args: argparse.Namespace) -> tuple[Any, str]:
+    """Return the Log or Dataset asked for and a short name for it."""
+    from . import datasets
+    from .data import load_log
+
+    log_only = [
+        flag
+        for flag, value in (
+            ("--time", args.time),
+            ("--dt", args.dt),
+            ("--inputs", args.inputs),
+            ("--outputs", args.outputs),
+        )
+        if value is not None
+    ]
+    if args.log is not None and args.dataset is not None:
+        raise _UsageError("give either LOG or --dataset, not both")
+    if args.log is None:
+        if log_only:
+            raise _UsageError(
+                f"{', '.join(log_only)} describe{'s' if len(log_only) == 1 else ''} "
+                "the columns of a LOG file; give LOG, or drop them to fit a "
+                "bundled dataset"
+            )
+        name = args.dataset or "silverbox"
+        try:
+            return datasets.load(name), name
+        except ValueError as err:  # unknown name; DataError for a damaged file
+            raise _UsageError(f"--dataset: {_one_line(err)}") from err
+    if (args.time is None) == (args.dt is None):
+        got = "neither" if args.time is None else "both"
+        raise _UsageError(
+            f"LOG needs exactly one of --time COL (its time column) and --dt "
+            f"SECONDS (its fixed step); got {got}"
+        )
+    if not args.outputs:
+        raise _UsageError("LOG needs --outputs COL[,COL]: the measured columns to fit")
+    log = load_log(
+        args.log,
+        time=args.time,
+        dt=args.dt,
+        inputs=args.inputs or (),
+        outputs=args.outputs,
+    )
+    return log, Path(args.log).stem
+
+
+def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"model": args.model, "seed": args.seed}
+    for key in ("iterations", "max_time", "substeps", "window", "batch_size"):
+        value = getattr(args, key)
+        if value is not None:
+            options[key] = value
+    return options
+
+
+def _identify(args: argparse.Namespace) -> int:
+    from .errors import DataError, NotSupportedError
+    from .report import check_out_dir, report_dict, write_report
+
+    try:
+        data, name = _load_data(args)
+    except (DataError, TypeError, ValueError) as err:
+        if isinstance(err, DataError):
+            for problem in err.problems:
+                logging.getLogger(__name__).info("%s", problem)
+        return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+    out = Path(args.out) if args.out else Path("runs") / f"identify-{name}"
+    try:
+        check_out_dir(out, force=args.force)
+    except FileExistsError as err:
+        return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+
+    options = _fit_options(args)
+    try:
+        fit = _run_fit(data, options, quiet=args.quiet)
+    except (DataError, NotSupportedError) as err:
+        return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+    except Exception as err:  # noqa: BLE001 - any failure inside the fit is status 1
+        return _fail(f"the fit failed: {_one_line(err)}", EXIT_FAILED, err, args.debug)
+
+    dataset = data if not _is_log(data) else None
+    try:
+        write_report(fit, out, dataset=dataset, force=args.force)
+    except FileExistsError as err:
+        return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+    except OSError as err:
+        return _fail(
+            f"cannot write the report to {str(out)!r}: {_one_line(err)}",
+            EXIT_FAILED,
+            err,
+            args.debug,
+        )
+    doc = report_dict(fit, dataset=dataset)
+    if args.json:
+        print(json.dumps({**doc, "out": str(out)}, indent=2, allow_nan=False))
+    else:
+        _print_summary(doc, out)
+    problem = _fit_problem(doc)
+    if problem:
+        return _fail(
+            f"{problem}; the report in {str(out)!r} shows it", EXIT_FAILED, None, False
+        )
+    return EXIT_OK
+
+
+def _is_log(data: Any) -> bool:
+    from .data import Log
+
+    return isinstance(data, Log)
+
+
+def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
+    """Call :func:`phcontrol.identify` with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    from .identify import identify
+
+    total = options.get("iterations")
+    show = not quiet and sys.stderr.isatty()
+    with tqdm(
+        total=total, desc="fitting", unit="it", file=sys.stderr, disable=not show
+    ) as bar:
+
+        def progress(record: dict[str, float]) -> None:
+            bar.update(1)
+            shown = {"loss": f"{record.get('train_loss', math.nan):.3g}"}
+            if "val_loss" in record:
+                shown["val"] = f"{record['val_loss']:.3g}"
+            bar.set_postfix(shown, refresh=False)
+            if bar.total is not None and record.get("iteration") == bar.total:
+                bar.set_description("simulating test sets")
+
+        fit = identify(data, callback=progress, **options)
+    return fit
+
+
+def _fit_problem(doc: dict[str, Any]) -> str | None:
+    """Name what makes a finished fit a failure, or return None."""
+    for split, values in doc["metrics"].items():
+        if values.get("rmse") is None:
+            return f"the simulation of {split!r} is not finite"
+        if values.get("converged") is False:
+            return f"the simulation of {split!r} did not converge"
+    return None
+
+
+def _print_summary(doc: dict[str, Any], out: Path) -> None:
+    unit = doc["unit"]
+    published = doc.get("published", {})
+    print(f"simulation RMSE ({unit}):")
+    for split, values in doc["metrics"].items():
+        rmse = values.get("rmse")
+        text = "not finite" if rmse is None else f"{rmse:.4g}"
+        refs = published.get(split, {})
+        best = min(refs.items(), key=lambda kv: kv[1]) if refs else None
+        extra = f"   (best published: {best[0]} {best[1]:.4g})" if best else ""
+        print(f"  {split:32s} {text}{extra}")
+    print(f"wrote {out / 'report.html'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
