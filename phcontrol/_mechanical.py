@@ -1,7 +1,9 @@
 r"""A fast exact step for one-degree-of-freedom mechanical pH models.
 
 For ``x = (q, p)``, :math:`H = p^2/(2m) + V(q)`, canonical ``J``,
-dissipation on the momentum only, :math:`R = \mathrm{diag}(0, r)`, and an
+dissipation on the momentum only, :math:`R = \mathrm{diag}(0, r(p))` with
+``r`` constant or an even polynomial in ``p`` (evaluated at the midpoint
+:math:`\bar p = m \bar v`), and an
 input acting on the momentum, :math:`G = (0, g)^\top`, the coordinate-
 increment (Itoh–Abe) discrete gradient in the order ``(q, p)`` is
 
@@ -28,7 +30,12 @@ from torch import Tensor
 
 from .hamiltonians import MechanicalHamiltonian, MLPPotential, PolynomialPotential
 from .models import PortHamiltonian
-from .structure import CanonicalJ, CholeskyDissipation, InputMatrix
+from .structure import (
+    CanonicalJ,
+    CholeskyDissipation,
+    InputMatrix,
+    PolynomialDissipation,
+)
 
 __all__: list[str] = []
 
@@ -42,7 +49,8 @@ def supports(model: PortHamiltonian) -> bool:
         return False
     R, G = model.R, model.G
     if R is not None:
-        if not isinstance(R, CholeskyDissipation) or R.state_dependent:
+        constant = isinstance(R, CholeskyDissipation) and not R.state_dependent
+        if not (constant or isinstance(R, PolynomialDissipation)):
             return False
         if float(R.mask[0]) != 0.0:
             return False
@@ -180,7 +188,12 @@ class MechanicalStepper:
         assert isinstance(H, MechanicalHamiltonian)
         like = next(model.parameters())
         self.m = H.mass(like.new_zeros(1, 1))[0, 0, 0]
-        self.r = model.R_matrix(like.new_zeros(1, 2))[0, 1, 1]
+        R = model.R
+        if isinstance(R, PolynomialDissipation):
+            # r(p) = sum_k c_k p^(2k) on the momentum.
+            self.r_coeffs = R.coefficients()[1] * R.mask[1]
+        else:
+            self.r_coeffs = model.R_matrix(like.new_zeros(1, 2))[0, 1, 1:2]
         self.g = (
             model.G_matrix(like.new_zeros(1, 2))[0, 1]
             if model.n_inputs
@@ -240,24 +253,35 @@ class MechanicalStepper:
         if Vq is None:
             Vq = self.V(q)
         force = (u_mid * self.g).sum(-1, keepdim=True) if self.g.numel() else 0.0
-        a = 2.0 * self.m / dt + self.r
+        m = self.m
 
         def residual(qn: Tensor, q: Tensor, p: Tensor, Vq: Tensor) -> Tensor:
+            d = qn - q
+            r, _ = self.damping(m * d / dt)
             dg = self._dq_gradient(q, qn, Vq)
-            return a * (qn - q) - 2.0 * p + dt * dg - dt * force
+            return (2.0 * m / dt + r) * d - 2.0 * p + dt * dg - dt * force
+
+        def friction_slope(d: Tensor) -> Tensor:
+            # d/dq' of r(m (q' - q) / dt) (q' - q) = r(s) + s r'(s)
+            r, sr = self.damping(m.detach() * d / dt)
+            return r + sr
 
         with torch.no_grad():
             qd, pd, Vd = q.detach(), p.detach(), Vq.detach()
-            m = self.m.detach()
+            md = m.detach()
             # Explicit midpoint predictor, then the chord method: the slope
-            # df/dq' = a + dt V''/2 + O(dt^2) barely changes over a step.
+            # df/dq' = 2m/dt + r + s r'(s) + dt V''/2 + O(dt^2) barely changes
+            # over a step.
             dV0 = self.dV(qd)
-            qn = qd + dt / m * (pd + 0.5 * dt * (force - dV0 - self.r * pd / m))
+            r0, _ = self.damping(pd)
+            qn = qd + dt / md * (pd + 0.5 * dt * (force - dV0 - r0 * pd / md))
             d0 = qn - qd
             tiny = d0.abs() < 1e-10
             curv = (self.dV(qn) - dV0) / torch.where(tiny, torch.ones_like(d0), d0)
-            slope = a.detach() + 0.5 * dt * torch.where(
-                tiny, torch.zeros_like(d0), curv
+            slope = (
+                2.0 * md / dt
+                + friction_slope(d0)
+                + 0.5 * dt * torch.where(tiny, torch.zeros_like(d0), curv)
             )
             ok = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
             it = 0
@@ -268,7 +292,7 @@ class MechanicalStepper:
                 it += 2
                 f = residual(qn, qd, pd, Vd)
                 # f is the momentum equation's residual: scale it like a state.
-                pn = (2.0 * m / dt) * (qn - qd) - pd
+                pn = (2.0 * md / dt) * (qn - qd) - pd
                 size = 1.0 + torch.maximum(qn.abs(), pn.abs()).squeeze(-1)
                 ok = f.abs().squeeze(-1) <= self.tol * size
                 if bool(ok.all()):
@@ -283,12 +307,23 @@ class MechanicalStepper:
                 dg = self._dq_gradient(qd, qn, Vd, Vn)
                 safe = torch.where(d.abs() > 0, d, torch.ones_like(d))
                 curv = torch.where(d.abs() > 0, (self.dV(qn) - dg) / safe, 0.0 * d)
-                exact_slope = a.detach() + dt * curv
+                exact_slope = 2.0 * md / dt + friction_slope(d) + dt * curv
             qn = qn - residual(qn, q, p, Vq) / exact_slope
         Vn = self.V(qn)
         v = (qn - q) / dt
-        pn = 2.0 * self.m * v - p
+        pn = 2.0 * m * v - p
         return torch.cat([qn, pn], dim=-1), Vn, ok
+
+    def damping(self, p: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``r(p)`` and ``p r'(p)``, each shaped like ``p``."""
+        c = self.r_coeffs
+        p2 = p * p
+        r = c[-1] * torch.ones_like(p)
+        pr = 2.0 * (len(c) - 1) * c[-1] * torch.ones_like(p)
+        for k in range(len(c) - 2, -1, -1):
+            r = r * p2 + c[k]
+            pr = pr * p2 + 2.0 * k * c[k]
+        return r, pr
 
     def balance_terms(
         self, x: Tensor, x_next: Tensor, u_mid: Tensor
@@ -299,5 +334,6 @@ class MechanicalStepper:
             supplied = self.dt * v * (u_mid * self.g).sum(-1)
         else:
             supplied = torch.zeros_like(v)
-        dissipated = self.dt * self.r * v * v
+        r, _ = self.damping(self.m * v)
+        dissipated = self.dt * r * v * v
         return supplied, dissipated

@@ -6,7 +6,9 @@ matrices and guarantees its structural property for any weights:
 * ``J`` is skew-symmetric, :math:`J = S - S^\top` (or the canonical matrix),
   so :math:`J + J^\top = 0` holds exactly in floating point;
 * ``R`` is positive semidefinite, :math:`R = L L^\top` with ``L`` lower
-  triangular, optionally restricted to the coordinates a mask names;
+  triangular, optionally restricted to the coordinates a mask names, or
+  diagonal with entries that are even polynomials with non-negative
+  coefficients in their own coordinate (speed-dependent friction);
 * ``G`` is the input matrix, ``(batch, n_states, n_inputs)``.
 
 Constant matrices are returned expanded (no copy) to the batch size.
@@ -27,6 +29,7 @@ __all__ = [
     "SkewSymmetric",
     "CanonicalJ",
     "CholeskyDissipation",
+    "PolynomialDissipation",
     "InputMatrix",
     "mlp",
 ]
@@ -253,6 +256,91 @@ class CholeskyDissipation(AbstractStructureMatrix):
         """Return R(x), shape (batch, n_states, n_states)."""
         F = self.factor(x)
         return F @ F.transpose(1, 2)
+
+
+class PolynomialDissipation(AbstractStructureMatrix):
+    r"""Diagonal dissipation that grows with the size of its own coordinate.
+
+    .. math:: R(x) = \operatorname{diag}_i\bigl(m_i\, r_i(x_i)\bigr), \qquad
+       r_i(s) = \sum_{k=0}^{d} c_{ik}\, s^{2k}, \quad c_{ik} \ge 0,
+
+    so ``R`` is positive semidefinite for any weights. On the momentum of a
+    mechanical model, ``r(p)`` is a damping that rises with speed, the law
+    of many circuits and of air or fluid friction. Coefficients are kept
+    non-negative as ``softplus`` of free parameters.
+
+    Parameters
+    ----------
+    n_states : int
+        Number of states.
+    mask : sequence of bool, optional
+        Which coordinates dissipate (default all).
+    degree : int, default 1
+        Highest power of ``s**2`` in each ``r_i``.
+    init : Tensor, shape (n_states, degree + 1), optional
+        Initial coefficients ``c_ik``, lowest power first; each must be
+        positive (default ``0.1`` for ``k = 0`` and ``1e-3`` above).
+
+    Examples
+    --------
+    >>> import torch
+    >>> R = PolynomialDissipation(
+    ...     2, mask=[False, True], init=torch.tensor([[1.0, 1.0], [0.5, 2.0]])
+    ... )
+    >>> R(torch.tensor([[3.0, 1.0]]))[0]
+    tensor([[0.0000, 0.0000],
+            [0.0000, 2.5000]], grad_fn=<SelectBackward0>)
+    """
+
+    def __init__(
+        self,
+        n_states: int,
+        *,
+        mask: Sequence[bool] | Tensor | None = None,
+        degree: int = 1,
+        init: Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(degree, int) or degree < 0:
+            raise ValueError(f"`degree` must be an integer >= 0; found {degree!r}")
+        self.n_states = n_states
+        self.degree = degree
+        self.state_dependent = degree > 0
+        self.register_buffer("mask", _mask_vector(mask, n_states, "mask"))
+        if init is None:
+            c = torch.full((n_states, degree + 1), 1e-3)
+            c[:, 0] = 0.1
+        else:
+            c = torch.as_tensor(init, dtype=torch.get_default_dtype()).clone()
+            if c.shape != (n_states, degree + 1):
+                raise ShapeError(
+                    f"`init` must have shape ({n_states}, {degree + 1}); found "
+                    f"{tuple(c.shape)}"
+                )
+            if bool((c <= 0).any()):
+                raise ValueError(
+                    "every initial coefficient in `init` must be positive "
+                    "(they are stored through softplus); use a small value "
+                    "such as 1e-6 for a term that should start off"
+                )
+        self.raw = nn.Parameter(c + torch.log(-torch.expm1(-c)))
+
+    def coefficients(self) -> Tensor:
+        """Return ``c``, shape (n_states, degree + 1), lowest power first."""
+        return nn.functional.softplus(self.raw)
+
+    def diagonal(self, x: Tensor) -> Tensor:
+        """Return the diagonal of ``R(x)``, shape (batch, n_states)."""
+        c = self.coefficients().to(x.dtype)
+        s2 = x * x
+        r = c[:, -1].expand_as(x)
+        for k in range(self.degree - 1, -1, -1):
+            r = r * s2 + c[:, k]
+        return self.mask.to(x.dtype) * r
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return R(x), shape (batch, n_states, n_states)."""
+        return torch.diag_embed(self.diagonal(x))
 
 
 class InputMatrix(AbstractStructureMatrix):

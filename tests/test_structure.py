@@ -14,6 +14,7 @@ from phcontrol.structure import (
     CanonicalJ,
     CholeskyDissipation,
     InputMatrix,
+    PolynomialDissipation,
     SkewSymmetric,
     mlp,
 )
@@ -213,3 +214,35 @@ def test_mlp_has_requested_widths() -> None:
     assert widths == [5, 6, 4]
     assert sum(isinstance(m, nn.ReLU) for m in net) == 2
     assert net(torch.zeros(2, 3)).shape == (2, 4)
+
+
+@pytest.mark.parametrize(("seed", "n", "batch"), SWEEP)
+def test_polynomial_dissipation_is_diagonal_and_semidefinite(seed, n, batch):
+    R = randomise(PolynomialDissipation(n, degree=2), seed, scale=3.0)
+    x = states(seed, batch, n, scale=5.0)
+    M = R(x)
+    assert torch.equal(M, torch.diag_embed(torch.diagonal(M, dim1=1, dim2=2)))
+    assert bool((torch.diagonal(M, dim1=1, dim2=2) >= 0).all())
+
+
+def test_polynomial_dissipation_evaluates_its_even_polynomial():
+    c = torch.tensor([[0.2, 0.3, 0.5], [1.0, 2.0, 4.0]])
+    R = PolynomialDissipation(2, degree=2, init=c, mask=[False, True])
+    x = torch.tensor([[3.0, -1.5]])
+    expected = 1.0 + 2.0 * 1.5**2 + 4.0 * 1.5**4
+    diag = torch.diagonal(R(x)[0])
+    torch.testing.assert_close(diag, torch.tensor([0.0, expected]))
+    torch.testing.assert_close(R.coefficients(), c)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"degree": -1}, "degree"),
+        ({"init": torch.ones(3, 2)}, "init"),
+        ({"init": torch.zeros(2, 2)}, "positive"),
+    ],
+)
+def test_polynomial_dissipation_refuses_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PolynomialDissipation(2, **kwargs)
