@@ -203,29 +203,44 @@ def is_linear_model(model: Any) -> bool:
 
 
 def minimise_energy(model: Any, x0: np.ndarray | None = None) -> np.ndarray:
-    """Return a numerical minimiser of the model's ``H`` (L-BFGS from ``x0``)."""
+    """Return a numerical minimiser of the model's ``H``.
+
+    L-BFGS from ``x0`` (default zero) on a float64 copy of ``H``, then a few
+    Newton steps with the autograd Hessian.
+    """
+    import copy
+
     from .hamiltonians import QuadraticHamiltonian
 
     if isinstance(model.H, QuadraticHamiltonian):
         return model.H.x0.detach().double().numpy().copy()
-    dtype = next(iter(model.parameters())).dtype
+    H = copy.deepcopy(model.H).double()
     start = np.zeros(model.n_states) if x0 is None else np.asarray(x0, dtype=float)
-    x = torch.tensor(start, dtype=dtype).reshape(1, -1).requires_grad_(True)
+    x = torch.tensor(start, dtype=torch.float64).reshape(1, -1).requires_grad_(True)
     opt = torch.optim.LBFGS(
         [x], lr=1.0, max_iter=500, tolerance_grad=1e-12, line_search_fn="strong_wolfe"
     )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        value = model.H(x).sum()
+        value = H(x).sum()
         value.backward()
         return value
 
     opt.step(closure)
-    return x.detach().double().numpy().reshape(-1)
+    z = x.detach().reshape(-1)
+    for _ in range(5):
+        g = H.grad(z.reshape(1, -1)).detach().reshape(-1)
+        hess = torch.autograd.functional.hessian(lambda v: H(v.reshape(1, -1)).sum(), z)
+        try:
+            step = torch.linalg.solve(hess, g)
+        except torch.linalg.LinAlgError:
+            break
+        z = z - step
+    return z.numpy().copy()
 
 
-def to_state_space(model: Any, x_eq: Any = None, *, tol: float = 1e-8) -> Any:
+def to_state_space(model: Any, x_eq: Any = None, *, tol: float | None = None) -> Any:
     r"""Return the (linearised) state-space form of a pH model.
 
     Parameters
@@ -235,8 +250,9 @@ def to_state_space(model: Any, x_eq: Any = None, *, tol: float = 1e-8) -> Any:
     x_eq : array_like, shape (n_states,), optional
         Equilibrium (with ``u = 0``) to linearise at; default the minimiser of
         ``H`` (``x0`` of a quadratic energy, found numerically otherwise).
-    tol : float, default 1e-8
-        Largest accepted ``|f(x_eq, 0)|`` relative to ``1 + |x_eq|``.
+    tol : float, optional
+        Largest accepted ``|f(x_eq, 0)|`` relative to ``1 + |x_eq|`` (default
+        ``10 sqrt(eps)`` of the model's dtype).
 
     Returns
     -------
@@ -258,8 +274,8 @@ def to_state_space(model: Any, x_eq: Any = None, *, tol: float = 1e-8) -> Any:
     ...     G=phc.InputMatrix(2, 1, init=torch.tensor([[0.0], [1.0]])))
     >>> sys = to_state_space(model)
     >>> sys.A.round(4)
-    array([[ 0.    ,  1.    ],
-           [-1.    , -1.0000]])
+    array([[ 0.,  1.],
+           [-1., -1.]])
     """
     import control
 
@@ -288,6 +304,8 @@ def to_state_space(model: Any, x_eq: Any = None, *, tol: float = 1e-8) -> Any:
     def y(xx: torch.Tensor, uu: torch.Tensor) -> torch.Tensor:
         return model.output(xx.unsqueeze(0))[0] + 0.0 * uu.sum()
 
+    if tol is None:
+        tol = 10.0 * math.sqrt(torch.finfo(dtype).eps)
     with torch.no_grad():
         drift = float(f(x, u).abs().max())
     if drift > tol * (1.0 + float(x.abs().max())):
