@@ -146,7 +146,12 @@ def _evidence(
         equilibria = [minimise_energy(model)]
     lin: list[dict[str, Any]] = []
     for k, x_eq in enumerate(equilibria):
-        ss = to_state_space(model, x_eq=x_eq)
+        try:
+            ss = to_state_space(model, x_eq=x_eq)
+        except ValueError as err:
+            problems.append(f"equilibrium {k}: {err}")
+            lin.append({"x_eq": np.asarray(x_eq, float).tolist(), "P": None})
+            continue
         sys = make_lti(ss.A, ss.B, ss.C, ss.D, 0.0)
         if stored_P is None:
             res = check_passivity((sys.A, sys.B, sys.C, sys.D))

@@ -202,6 +202,19 @@ def check_lti(
     max_seconds: float | None = None,
 ) -> PassivityResult:
     """Run the checks on an :class:`LTI` (see :func:`check_passivity`)."""
+    if sys.n_states == 0:
+        # A static gain y = D u is passive exactly when D + D^T >= 0.
+        lam = float(np.linalg.eigvalsh(sys.D + sys.D.T)[0])
+        if lam >= -tol * max(_norm2(sys.D), 1e-300):
+            return _certify_with(sys, np.zeros((0, 0)), "witness", "static gain")
+        return _not_passive(
+            sys,
+            f"D + D^T has the eigenvalue {lam:.3g} < 0",
+            "witness",
+            None,
+            math.inf,
+            None,
+        )
     bal, scaling = balance(sys)
     work = cayley(bal) if bal.discrete else bal
     if work is None:

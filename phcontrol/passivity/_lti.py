@@ -286,6 +286,8 @@ def kyp_block(sys: LTI, P: np.ndarray) -> tuple[np.ndarray, float]:
     the norms of ``A``, ``B``, ``C``, ``D`` and ``P``.
     """
     A, B, C, D = sys.A, sys.B, sys.C, sys.D
+    if sys.n_states == 0:
+        return -(D + D.T), 2.0 * _norm2(D)
     nA, nB, nC, nD = (_norm2(M) for M in (A, B, C, D))
     nP = _norm2(P)
     if sys.discrete:
