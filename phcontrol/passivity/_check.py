@@ -142,7 +142,7 @@ def check_passivity(
         ``auto`` tries the witnesses, the Hamiltonian test and the Riccati
         shortcut before the LMI; the others run one method alone.
     solver : str, optional
-        CVXPY solver for the LMI (default Clarabel below 30 states, SCS above).
+        CVXPY solver for the LMI (default Clarabel; SCS on request).
     tol : float, default 1e-7
         Relative tolerance of the independent re-check.
     max_seconds : float, optional
