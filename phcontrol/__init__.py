@@ -8,30 +8,91 @@ import logging
 
 from .errors import (
     ConvergenceError as ConvergenceError,
+)
+from .errors import (
     DataError as DataError,
+)
+from .errors import (
     DataWarning as DataWarning,
+)
+from .errors import (
     ModelFileError as ModelFileError,
+)
+from .errors import (
     NotSupportedError as NotSupportedError,
+)
+from .errors import (
     NumericsWarning as NumericsWarning,
+)
+from .errors import (
     PHControlError as PHControlError,
+)
+from .errors import (
     PHControlWarning as PHControlWarning,
+)
+from .errors import (
     ShapeError as ShapeError,
+)
+from .errors import (
     SolverError as SolverError,
 )
 from .hamiltonians import (
     MechanicalHamiltonian as MechanicalHamiltonian,
+)
+from .hamiltonians import (
     MLPHamiltonian as MLPHamiltonian,
+)
+from .hamiltonians import (
     MLPPotential as MLPPotential,
+)
+from .hamiltonians import (
     PolynomialPotential as PolynomialPotential,
+)
+from .hamiltonians import (
     QuadraticHamiltonian as QuadraticHamiltonian,
+)
+from .hamiltonians import (
     QuadraticPotential as QuadraticPotential,
 )
-from .integrators import Trajectory as Trajectory, simulate as simulate
-from .models import HNN as HNN, NeuralODE as NeuralODE, PortHamiltonian as PortHamiltonian
+from .integrators import Trajectory as Trajectory
+from .integrators import simulate as simulate
+from .linear import (
+    LinearPortHamiltonian as LinearPortHamiltonian,
+)
+from .linear import (
+    from_state_space as from_state_space,
+)
+from .linear import (
+    to_state_space as to_state_space,
+)
+from .models import HNN as HNN
+from .models import NeuralODE as NeuralODE
+from .models import PortHamiltonian as PortHamiltonian
+from .passivity import (
+    PassivityResult as PassivityResult,
+)
+from .passivity import (
+    check_passivity as check_passivity,
+)
+from .passivity import (
+    enforce_passivity as enforce_passivity,
+)
+from .passivity import (
+    passivity_indices as passivity_indices,
+)
+from .passivity import (
+    verify_certificate as verify_certificate,
+)
 from .structure import (
     CanonicalJ as CanonicalJ,
+)
+from .structure import (
     CholeskyDissipation as CholeskyDissipation,
+)
+from .structure import (
     InputMatrix as InputMatrix,
+)
+from .structure import (
     SkewSymmetric as SkewSymmetric,
 )
 
@@ -47,6 +108,7 @@ __all__ = [
     "DataWarning",
     "HNN",
     "InputMatrix",
+    "LinearPortHamiltonian",
     "MLPHamiltonian",
     "MLPPotential",
     "MechanicalHamiltonian",
@@ -56,6 +118,7 @@ __all__ = [
     "NumericsWarning",
     "PHControlError",
     "PHControlWarning",
+    "PassivityResult",
     "PolynomialPotential",
     "PortHamiltonian",
     "QuadraticHamiltonian",
@@ -64,5 +127,11 @@ __all__ = [
     "SkewSymmetric",
     "SolverError",
     "Trajectory",
+    "check_passivity",
+    "enforce_passivity",
+    "from_state_space",
+    "passivity_indices",
     "simulate",
+    "to_state_space",
+    "verify_certificate",
 ]

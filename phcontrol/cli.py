@@ -4,6 +4,9 @@
 log or to a log file and writes the model, a JSON report and a report page
 with figures to one directory (see :mod:`phcontrol.report`).
 
+``phcontrol check`` decides passivity of a model file or a state-space file
+(exit 0 passive, 1 not passive or undecided).
+
 Exit status: 0 success, 1 the fit failed, 2 bad usage or bad data. Errors
 are one line on stderr, ``phcontrol: error: ...``; ``--debug`` adds the
 traceback. Results go to stdout, diagnostics and the progress bar to stderr.
@@ -181,6 +184,21 @@ def _build_parser() -> _Parser:
     out.add_argument(
         "--json", action="store_true", help="print the report as JSON on stdout"
     )
+
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        help="check passivity of a model or a state-space system",
+        description="Check passivity of a model file (.safetensors) or a "
+        "state-space file (.npz, .mat or .json with A, B, C, D and optional dt).",
+        epilog="exit status: 0 passive, 1 not passive or undecided, 2 bad input",
+    )
+    check.add_argument(
+        "system", metavar="MODEL_OR_SYSTEM", help="model or state-space file"
+    )
+    check.add_argument(
+        "--json", action="store_true", help="print the verdict as JSON on stdout"
+    )
     return parser
 
 
@@ -292,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     diagnostics = _Diagnostics(args.verbose, args.quiet)
     try:
+        if args.command == "check":
+            return _check(args)
         return _identify(args)
     except _UsageError as err:
         return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
@@ -464,3 +484,81 @@ def _print_summary(doc: dict[str, Any], out: Path) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+_SS_SUFFIXES = (".npz", ".mat", ".json")
+
+
+def _read_state_space(path: Path) -> tuple[Any, float]:
+    """Return ``((A, B, C, D), dt)`` from an NPZ, MAT or JSON file."""
+    import numpy as np
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                data = {k: f[k] for k in f.files}
+        elif suffix == ".mat":
+            import scipy.io
+
+            data = scipy.io.loadmat(path)
+        else:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("the JSON document must be an object")
+    except (OSError, ValueError) as err:
+        raise _UsageError(
+            f"cannot read {str(path)!r}: {_one_line(err)}; save A, B, C, D as "
+            "arrays (np.savez, scipy.io.savemat or a JSON object)"
+        ) from err
+    missing = [k for k in "ABCD" if k not in data]
+    if missing:
+        raise _UsageError(
+            f"{str(path)!r} must hold matrices A, B, C and D; missing "
+            f"{', '.join(missing)}. Add them (and dt for discrete time)"
+        )
+    dt_raw = data.get("dt", 0.0)
+    try:
+        dt = float(np.asarray(dt_raw, dtype=float).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError) as err:
+        raise _UsageError(
+            f"{str(path)!r}: dt must be a number (0 for continuous time); "
+            f"found {dt_raw!r}"
+        ) from err
+    return tuple(data[k] for k in "ABCD"), dt
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Run ``phcontrol check``."""
+    from .errors import PHControlError
+    from .passivity import check_passivity
+
+    path = Path(args.system)
+    if not path.is_file():
+        raise _UsageError(
+            f"MODEL_OR_SYSTEM {str(path)!r} does not exist; pass a .safetensors "
+            "model or a .npz/.mat/.json state-space file"
+        )
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            from .io import load
+
+            result = check_passivity(load(path))
+        elif suffix in _SS_SUFFIXES:
+            system, dt = _read_state_space(path)
+            result = check_passivity(system, dt=dt)
+        else:
+            raise _UsageError(
+                f"MODEL_OR_SYSTEM {str(path)!r} has the unknown suffix "
+                f"{suffix!r}; use .safetensors, .npz, .mat or .json"
+            )
+    except (PHControlError, ValueError, TypeError) as err:
+        raise _UsageError(f"{str(path)!r}: {_one_line(err)}") from err
+    if args.json:
+        doc = {"file": str(path), **result.to_dict()}
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"{path.name}: {result.verdict.replace('_', ' ')} ({result.method})")
+        print(f"  {result.message}")
+    return EXIT_OK if result.verdict == "passive" else EXIT_FAILED

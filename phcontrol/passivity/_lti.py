@@ -67,7 +67,9 @@ def _as_matrix(value: Any, name: str) -> np.ndarray:
     try:
         M = np.array(value, dtype=float)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"`{name}` must be a real matrix; got {type(value).__name__}") from err
+        raise TypeError(
+            f"`{name}` must be a real matrix; got {type(value).__name__}"
+        ) from err
     if M.ndim == 0:
         M = M.reshape(1, 1)
     if M.ndim != 2:
@@ -214,7 +216,9 @@ class Scaling:
         state = np.asarray(data["state"], dtype=float).reshape(-1)
         time, port = float(data["time"]), float(data["port"])
         if state.shape != (n,):
-            raise ShapeError(f"the scaling has {state.size} state entries; expected {n}")
+            raise ShapeError(
+                f"the scaling has {state.size} state entries; expected {n}"
+            )
         values = np.concatenate([state, [time, port]])
         if not np.all(np.isfinite(values) & (values > 0)):
             raise ValueError("every scaling factor must be positive and finite")
@@ -282,6 +286,8 @@ def kyp_block(sys: LTI, P: np.ndarray) -> tuple[np.ndarray, float]:
     the norms of ``A``, ``B``, ``C``, ``D`` and ``P``.
     """
     A, B, C, D = sys.A, sys.B, sys.C, sys.D
+    if sys.n_states == 0:
+        return -(D + D.T), 2.0 * _norm2(D)
     nA, nB, nC, nD = (_norm2(M) for M in (A, B, C, D))
     nP = _norm2(P)
     if sys.discrete:
@@ -409,3 +415,33 @@ def phi_min_many(sys: LTI, points: np.ndarray) -> np.ndarray:
         Phi = G + G.conj().T
         out[k] = np.linalg.eigvalsh(Phi)[0]
     return out
+
+
+# ------------------------------------------------------------ Cayley transform
+
+
+def cayley(sys: LTI) -> LTI | None:
+    r"""Map a discrete-time system to continuous time, keeping every ``P``.
+
+    With :math:`E = (A + I)^{-1}` the image is :math:`A_c = E(A - I)`,
+    :math:`B_c = \sqrt2 E B`, :math:`C_c = \sqrt2 C E`,
+    :math:`D_c = D - C E B`. Its KYP block is congruent to the discrete one,
+    :math:`M_c(P) = T^\top M_d(P) T` with the invertible
+    :math:`T = [[\sqrt2 E, -EB], [0, I]]`, so a storage ``P`` certifies one
+    exactly when it certifies the other. The unit circle
+    :math:`e^{j\theta}` maps to :math:`j \tan(\theta / 2)`. Returns None
+    when ``A`` has an eigenvalue at (or numerically near) ``-1``.
+    """
+    n = sys.n_states
+    K = sys.A + np.eye(n)
+    if n and np.linalg.cond(K) > 1e10:
+        return None
+    E = np.linalg.inv(K) if n else np.zeros((0, 0))
+    r2 = math.sqrt(2.0)
+    return LTI(
+        E @ (sys.A - np.eye(n)),
+        r2 * (E @ sys.B),
+        r2 * (sys.C @ E),
+        sys.D - sys.C @ E @ sys.B,
+        0.0,
+    )
