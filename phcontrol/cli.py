@@ -160,7 +160,16 @@ def _build_parser() -> _Parser:
         help="model family (default: mechanical)",
     )
     fit.add_argument("--seed", type=_nonnegative_int, default=0, help="default: 0")
-    fit.add_argument("--iterations", type=_positive_int, help="training iterations")
+    fit.add_argument(
+        "--lbfgs-steps",
+        type=_nonnegative_int,
+        help="L-BFGS steps on the physical parameters (0 skips them)",
+    )
+    fit.add_argument(
+        "--iterations",
+        type=_nonnegative_int,
+        help="Adam iterations on every parameter (0 skips them)",
+    )
     fit.add_argument(
         "--max-time",
         type=_positive_float,
@@ -370,7 +379,8 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, str]:
 
 def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"model": args.model, "seed": args.seed}
-    for key in ("iterations", "max_time", "substeps", "window", "batch_size"):
+    keys = ("lbfgs_steps", "iterations", "max_time", "substeps", "window", "batch_size")
+    for key in keys:
         value = getattr(args, key)
         if value is not None:
             options[key] = value
@@ -435,11 +445,16 @@ def _is_log(data: Any) -> bool:
 
 def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
     """Call :func:`phcontrol.identify` with a progress bar on stderr."""
+    import inspect
+
     from tqdm import tqdm
 
     from .identify import identify
 
-    total = options.get("iterations")
+    defaults = inspect.signature(identify).parameters
+    total = sum(
+        options.get(key, defaults[key].default) for key in ("lbfgs_steps", "iterations")
+    )
     show = not quiet and sys.stderr.isatty()
     with tqdm(
         total=total, desc="fitting", unit="it", file=sys.stderr, disable=not show
@@ -447,6 +462,7 @@ def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
 
         def progress(record: dict[str, float]) -> None:
             bar.update(1)
+            bar.set_description(f"fitting ({record.get('stage', '')})")
             shown = {"loss": f"{record.get('train_loss', math.nan):.3g}"}
             if "val_loss" in record:
                 shown["val"] = f"{record['val_loss']:.3g}"

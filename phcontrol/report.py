@@ -423,8 +423,9 @@ def _html_page(fit: Any, doc: dict[str, Any], dataset: Any, figures: dict) -> st
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>Identification report: {source}</h1>",
         f"<p>Seed <code>{_num(settings.get('seed'))}</code>, wall time "
-        f"{_num(doc['wall_time'], 3)} s, {_num(settings.get('iterations_run'))} "
-        f"of {_num(settings.get('iterations'))} iterations. Model file "
+        f"{_num(doc['wall_time'], 3)} s, {_num(settings.get('steps_run'))} "
+        f"training steps ({_num(settings.get('lbfgs_steps'))} L-BFGS at most, "
+        f"then {_num(settings.get('iterations'))} Adam at most). Model file "
         f"<code>{MODEL_FILE}</code>.</p>",
         "<h2>Simulation error</h2>",
         _metrics_table(doc),
