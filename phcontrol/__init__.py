@@ -6,32 +6,101 @@ exactly in discrete time; certificates can be re-checked by anyone.
 
 import logging
 
+from . import plants as plants
 from .errors import (
     ConvergenceError as ConvergenceError,
+)
+from .errors import (
     DataError as DataError,
+)
+from .errors import (
     DataWarning as DataWarning,
+)
+from .errors import (
     ModelFileError as ModelFileError,
+)
+from .errors import (
     NotSupportedError as NotSupportedError,
+)
+from .errors import (
     NumericsWarning as NumericsWarning,
+)
+from .errors import (
     PHControlError as PHControlError,
+)
+from .errors import (
     PHControlWarning as PHControlWarning,
+)
+from .errors import (
     ShapeError as ShapeError,
+)
+from .errors import (
     SolverError as SolverError,
 )
 from .hamiltonians import (
+    CosinePotential as CosinePotential,
+)
+from .hamiltonians import (
+    GravitationalPotential as GravitationalPotential,
+)
+from .hamiltonians import (
     MechanicalHamiltonian as MechanicalHamiltonian,
+)
+from .hamiltonians import (
     MLPHamiltonian as MLPHamiltonian,
+)
+from .hamiltonians import (
     MLPPotential as MLPPotential,
+)
+from .hamiltonians import (
     PolynomialPotential as PolynomialPotential,
+)
+from .hamiltonians import (
     QuadraticHamiltonian as QuadraticHamiltonian,
+)
+from .hamiltonians import (
     QuadraticPotential as QuadraticPotential,
 )
-from .integrators import Trajectory as Trajectory, simulate as simulate
-from .models import HNN as HNN, NeuralODE as NeuralODE, PortHamiltonian as PortHamiltonian
+from .integrators import (
+    METHODS as METHODS,
+)
+from .integrators import (
+    IntegratorComparison as IntegratorComparison,
+)
+from .integrators import (
+    IntegratorRow as IntegratorRow,
+)
+from .integrators import (
+    Trajectory as Trajectory,
+)
+from .integrators import (
+    avf_gradient as avf_gradient,
+)
+from .integrators import (
+    compare_integrators as compare_integrators,
+)
+from .integrators import (
+    gonzalez_gradient as gonzalez_gradient,
+)
+from .integrators import (
+    itoh_abe_gradient as itoh_abe_gradient,
+)
+from .integrators import (
+    simulate as simulate,
+)
+from .models import HNN as HNN
+from .models import NeuralODE as NeuralODE
+from .models import PortHamiltonian as PortHamiltonian
 from .structure import (
     CanonicalJ as CanonicalJ,
+)
+from .structure import (
     CholeskyDissipation as CholeskyDissipation,
+)
+from .structure import (
     InputMatrix as InputMatrix,
+)
+from .structure import (
     SkewSymmetric as SkewSymmetric,
 )
 
@@ -43,10 +112,15 @@ __all__ = [
     "CanonicalJ",
     "CholeskyDissipation",
     "ConvergenceError",
+    "CosinePotential",
     "DataError",
     "DataWarning",
+    "GravitationalPotential",
     "HNN",
     "InputMatrix",
+    "IntegratorComparison",
+    "IntegratorRow",
+    "METHODS",
     "MLPHamiltonian",
     "MLPPotential",
     "MechanicalHamiltonian",
@@ -64,5 +138,10 @@ __all__ = [
     "SkewSymmetric",
     "SolverError",
     "Trajectory",
+    "avf_gradient",
+    "compare_integrators",
+    "gonzalez_gradient",
+    "itoh_abe_gradient",
+    "plants",
     "simulate",
 ]
