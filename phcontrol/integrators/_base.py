@@ -142,14 +142,23 @@ class _NewtonSolver:
     The Jacobian of the residual is formed by ``n`` reverse passes of
     autograd over the batch (the rows are independent). It is kept across
     steps and refreshed when an iteration fails to shrink the residual by
-    ``refresh_ratio``. Converged rows take one last update with the
-    residual already computed (a linear solve, no new evaluation). Rows that Newton leaves unconverged (or non-finite)
+    ``refresh_ratio``. Converged rows take ``polish`` last updates (the
+    first with the residual already at hand), which take the energy
+    balance from ``tol`` times the gradient's size to round-off. Rows that
+    Newton leaves unconverged (or non-finite)
     get a fixed-point iteration ``z <- z - F(z)`` from the initial guess,
     which converges when the step is contractive.
     """
 
-    def __init__(self, tol: float, max_iter: int, refresh_ratio: float = 0.1) -> None:
+    def __init__(
+        self,
+        tol: float,
+        max_iter: int,
+        refresh_ratio: float = 0.1,
+        polish: int = 2,
+    ) -> None:
         self.tol = tol
+        self.polish = polish
         self.max_iter = max_iter
         self.refresh_ratio = refresh_ratio
         self.jac: Tensor | None = None
@@ -211,6 +220,10 @@ class _NewtonSolver:
                 # ratio, which takes the energy balance to round-off.
                 dz = torch.linalg.solve(self.jac, F.unsqueeze(-1)).squeeze(-1)
                 z = torch.where(ok.unsqueeze(-1), z - dz, z)
+                if self.polish > 1:
+                    F = residual(z)
+                    dz = torch.linalg.solve(self.jac, F.unsqueeze(-1)).squeeze(-1)
+                    z = torch.where(ok.unsqueeze(-1) & torch.isfinite(dz), z - dz, z)
             if not bool(ok.all()):
                 z, ok = self._fixed_point(residual, z0, z, ok)
         return z, ok

@@ -217,7 +217,7 @@ def simulate(
         else None
     )
 
-    xs, us = [x], []
+    xs, us, grads = [x], [], []
     energies: list[Tensor] | None = None
     converged = torch.ones(batch, dtype=torch.bool, device=x.device)
     if method in IMPLICIT:
@@ -230,11 +230,11 @@ def simulate(
                 t_mid = torch.as_tensor(
                     t0 + k * dt + (j + 0.5) * h, dtype=x.dtype, device=x.device
                 )
-                x, um, ok = implicit_step(
+                x, H_x, g, um, ok = implicit_step(
                     model, x, H_x, t_mid, h, k, j, substeps, schedule, solver,
                     gradient, grad_fn,
                 )  # fmt: skip
-                H_x = model.H(x)
+                grads.append(g)
                 converged = converged & ok
                 xs.append(x)
                 us.append(um)
@@ -273,7 +273,8 @@ def simulate(
     assert grad_fn is not None and has_energy
     U = torch.stack(us, dim=1)
     E = torch.stack(energies, dim=1) if energies is not None else None
-    E, y, s, d = _bookkeeping(model, X, U, E, h, grad_fn)
+    Gd = torch.stack(grads, dim=1) if grads else None
+    E, y, s, d = _bookkeeping(model, X, U, E, h, grad_fn, Gd)
     m = model.n_inputs
     y = y.reshape(batch, steps, substeps, m).mean(2)
     s = s.reshape(batch, steps, substeps).sum(2)
@@ -299,6 +300,7 @@ def _bookkeeping(
     E: Tensor | None,
     h: float,
     grad_fn,
+    Gd: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Return energies (batch, S + 1), ``ȳ`` (batch, S, m), supplied, dissipated."""
     batch, S1, n = X.shape
@@ -312,16 +314,22 @@ def _bookkeeping(
     Ea = E[:, :-1].reshape(-1)
     Eb = E[:, 1:].reshape(-1)
     Uf = U.reshape(batch * S, -1)
+    known = (
+        [None] * len(xa.split(_CHUNK))
+        if Gd is None
+        else Gd.reshape(-1, n).split(_CHUNK)
+    )
     ys, ss, ds = [], [], []
-    for a, b, ha, hb, uu in zip(
+    for a, b, ha, hb, uu, gk in zip(
         xa.split(_CHUNK),
         xb.split(_CHUNK),
         Ea.split(_CHUNK),
         Eb.split(_CHUNK),
         Uf.split(_CHUNK),
+        known,
         strict=True,
     ):
-        g = grad_fn(a, b, ha, hb)
+        g = grad_fn(a, b, ha, hb) if gk is None else gk
         xm = 0.5 * (a + b)
         y = model.output(xm, g)
         ys.append(y)
