@@ -188,7 +188,7 @@ def compare_integrators(
     >>> import torch
     >>> from phcontrol import plants
     >>> model = plants.pendulum()
-    >>> x0 = torch.tensor([[1.0, 0.0]])
+    >>> x0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
     >>> table = compare_integrators(model, x0, dt=0.1, steps=200,
     ...                             methods=["gonzalez", "rk4"])
     >>> table.row("gonzalez").max_energy_error < 1e-12
