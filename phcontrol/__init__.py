@@ -6,6 +6,7 @@ exactly in discrete time; certificates can be re-checked by anyone.
 
 import logging
 
+from . import plants as plants
 from .errors import (
     ConvergenceError as ConvergenceError,
 )
@@ -37,6 +38,12 @@ from .errors import (
     SolverError as SolverError,
 )
 from .hamiltonians import (
+    CosinePotential as CosinePotential,
+)
+from .hamiltonians import (
+    GravitationalPotential as GravitationalPotential,
+)
+from .hamiltonians import (
     MechanicalHamiltonian as MechanicalHamiltonian,
 )
 from .hamiltonians import (
@@ -64,6 +71,32 @@ from .linear import (
 )
 from .linear import (
     to_state_space as to_state_space,
+from .integrators import (
+    METHODS as METHODS,
+)
+from .integrators import (
+    IntegratorComparison as IntegratorComparison,
+)
+from .integrators import (
+    IntegratorRow as IntegratorRow,
+)
+from .integrators import (
+    Trajectory as Trajectory,
+)
+from .integrators import (
+    avf_gradient as avf_gradient,
+)
+from .integrators import (
+    compare_integrators as compare_integrators,
+)
+from .integrators import (
+    gonzalez_gradient as gonzalez_gradient,
+)
+from .integrators import (
+    itoh_abe_gradient as itoh_abe_gradient,
+)
+from .integrators import (
+    simulate as simulate,
 )
 from .models import HNN as HNN
 from .models import NeuralODE as NeuralODE
@@ -104,11 +137,16 @@ __all__ = [
     "CanonicalJ",
     "CholeskyDissipation",
     "ConvergenceError",
+    "CosinePotential",
     "DataError",
     "DataWarning",
+    "GravitationalPotential",
     "HNN",
     "InputMatrix",
     "LinearPortHamiltonian",
+    "IntegratorComparison",
+    "IntegratorRow",
+    "METHODS",
     "MLPHamiltonian",
     "MLPPotential",
     "MechanicalHamiltonian",
@@ -131,6 +169,11 @@ __all__ = [
     "enforce_passivity",
     "from_state_space",
     "passivity_indices",
+    "avf_gradient",
+    "compare_integrators",
+    "gonzalez_gradient",
+    "itoh_abe_gradient",
+    "plants",
     "simulate",
     "to_state_space",
     "verify_certificate",

@@ -33,6 +33,8 @@ __all__ = [
     "PolynomialPotential",
     "MLPPotential",
     "QuadraticPotential",
+    "CosinePotential",
+    "GravitationalPotential",
 ]
 
 
@@ -93,7 +95,9 @@ class AbstractHamiltonian(nn.Module, Configurable):
         with torch.enable_grad():
             xg = x if x.requires_grad else x.detach().requires_grad_(True)
             H = self.forward(xg)
-            (g,) = torch.autograd.grad(H.sum(), xg, create_graph=torch.is_grad_enabled())
+            (g,) = torch.autograd.grad(
+                H.sum(), xg, create_graph=torch.is_grad_enabled()
+            )
         return g
 
     def lower_bound(self) -> float:
@@ -409,6 +413,119 @@ class QuadraticPotential(AbstractPotential):
     def lower_bound(self) -> float:
         """Return 0 (``K`` is positive semidefinite)."""
         return 0.0
+
+
+class CosinePotential(AbstractPotential):
+    r"""A pendulum potential :math:`V(q) = \sum_i k_i (1 - \cos q_i)`.
+
+    Evaluated as :math:`2 k_i \sin^2(q_i/2)`, which keeps full relative
+    precision near :math:`q = 0` (where :math:`1 - \cos q` would cancel).
+
+    Parameters
+    ----------
+    strength : float or sequence of float
+        ``k_i`` (for a pendulum :math:`m g \ell`); must be positive. Its
+        length sets ``n_dof``.
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> V = CosinePotential(2.0)
+    >>> V(torch.tensor([[math.pi]])), V.grad(torch.tensor([[math.pi / 2]]))
+    (tensor([4.]), tensor([[2.]]))
+    """
+
+    def __init__(self, strength: float | Sequence[float] = 1.0) -> None:
+        super().__init__()
+        k = torch.as_tensor(strength, dtype=torch.get_default_dtype()).reshape(-1)
+        if not bool((k > 0).all()):
+            raise ValueError(
+                f"`strength` must be positive; found {k.tolist()}. A negative "
+                "strength is an inverted pendulum, whose V is not bounded below "
+                "by 0; shift the angle by pi instead."
+            )
+        self.n_dof = int(k.numel())
+        self.register_buffer("k", k)
+
+    def forward(self, q: Tensor) -> Tensor:
+        """Return ``V(q)``, shape (batch,)."""
+        s = torch.sin(0.5 * q)
+        return (2.0 * self.k.to(q.dtype) * s * s).sum(-1)
+
+    def grad(self, q: Tensor) -> Tensor:
+        """Return ``k sin q``, shape (batch, n_dof)."""
+        return self.k.to(q.dtype) * torch.sin(q)
+
+    def lower_bound(self) -> float:
+        """Return 0, the value at ``q = 0``."""
+        return 0.0
+
+
+class GravitationalPotential(AbstractPotential):
+    r"""Newtonian attraction of two bodies, :math:`V = -k / \sqrt{r^2 + s^2}`.
+
+    ``q = (q_1, q_2)`` stacks the two positions, each of dimension ``dim``;
+    :math:`r = \|q_1 - q_2\|` and :math:`k = G m_1 m_2`.
+
+    Parameters
+    ----------
+    strength : float
+        ``k = G m_1 m_2``; must be positive.
+    dim : int, default 2
+        Dimension of each position (``n_dof = 2 dim``).
+    softening : float, default 0.0
+        Plummer softening ``s``; with ``s > 0`` the potential is bounded
+        below by ``-k / s``.
+
+    Warnings
+    --------
+    Without softening ``V`` is not bounded below (``lower_bound`` is
+    ``-inf``): a collision releases unbounded energy. Keep orbits away from
+    ``r = 0`` or pass ``softening``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> V = GravitationalPotential(1.0)
+    >>> q = torch.tensor([[0.0, 0.0, 2.0, 0.0]])
+    >>> V(q).item(), V.grad(q)[0, [0, 2]].tolist()
+    (-0.5, [-0.25, 0.25])
+    """
+
+    def __init__(
+        self, strength: float = 1.0, *, dim: int = 2, softening: float = 0.0
+    ) -> None:
+        super().__init__()
+        if not strength > 0:
+            raise ValueError(f"`strength` must be positive; found {strength!r}")
+        if softening < 0:
+            raise ValueError(f"`softening` must be >= 0; found {softening!r}")
+        self.strength = float(strength)
+        self.dim = int(dim)
+        self.softening = float(softening)
+        self.n_dof = 2 * self.dim
+
+    def _gap(self, q: Tensor) -> tuple[Tensor, Tensor]:
+        d = q[:, : self.dim] - q[:, self.dim :]
+        r2 = (d * d).sum(-1) + self.softening**2
+        return d, r2
+
+    def forward(self, q: Tensor) -> Tensor:
+        """Return ``V(q)``, shape (batch,)."""
+        _, r2 = self._gap(q)
+        return -self.strength / r2.sqrt()
+
+    def grad(self, q: Tensor) -> Tensor:
+        """Return ``dV/dq``, shape (batch, 2 dim)."""
+        d, r2 = self._gap(q)
+        f = (self.strength / (r2 * r2.sqrt())).unsqueeze(-1) * d
+        return torch.cat([f, -f], dim=-1)
+
+    def lower_bound(self) -> float:
+        """Return ``-k / s`` with softening, else ``-inf``."""
+        if self.softening > 0:
+            return -self.strength / self.softening
+        return -math.inf
 
 
 class MechanicalHamiltonian(AbstractHamiltonian):
