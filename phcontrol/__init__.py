@@ -61,16 +61,6 @@ from .hamiltonians import (
 from .hamiltonians import (
     QuadraticPotential as QuadraticPotential,
 )
-from .integrators import Trajectory as Trajectory
-from .integrators import simulate as simulate
-from .linear import (
-    LinearPortHamiltonian as LinearPortHamiltonian,
-)
-from .linear import (
-    from_state_space as from_state_space,
-)
-from .linear import (
-    to_state_space as to_state_space,
 from .integrators import (
     METHODS as METHODS,
 )
@@ -97,6 +87,15 @@ from .integrators import (
 )
 from .integrators import (
     simulate as simulate,
+)
+from .linear import (
+    LinearPortHamiltonian as LinearPortHamiltonian,
+)
+from .linear import (
+    from_state_space as from_state_space,
+)
+from .linear import (
+    to_state_space as to_state_space,
 )
 from .models import HNN as HNN
 from .models import NeuralODE as NeuralODE
