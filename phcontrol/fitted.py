@@ -101,7 +101,7 @@ class IdentifiedModel(nn.Module, Configurable):
         Normalisation of inputs and outputs.
     substeps : int, default 3
         Discrete-gradient steps per sample.
-    input_hold : {"linear", "zoh"}, default "linear"
+    input_hold : {"linear", "cubic", "zoh"}, default "linear"
         How the input is held between samples.
 
     Examples
@@ -255,12 +255,41 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _input_at(u: Tensor, k: int, j: int, substeps: int, hold: str) -> Tensor:
-    """Input of sub-step ``j`` of interval ``k`` (its midpoint value)."""
-    if hold == "linear":
-        w = (j + 0.5) / substeps
-        return (1.0 - w) * u[:, k] + w * u[:, k + 1]
-    return u[:, k]
+def _substep_inputs(u: Tensor, substeps: int, hold: str) -> Tensor:
+    r"""Return the input at the midpoint of every sub-step.
+
+    Parameters
+    ----------
+    u : Tensor, shape (batch, T + 1, n_inputs)
+        Inputs at the samples ``0 .. T``.
+    substeps : int
+        Sub-steps per sample interval.
+    hold : {"zoh", "linear", "cubic"}
+        ``zoh`` holds ``u[k]`` over interval ``k``; ``linear`` interpolates
+        between ``u[k]`` and ``u[k + 1]``; ``cubic`` fits the Catmull-Rom
+        cubic through ``u[k - 1] .. u[k + 2]`` (ends repeated), whose error
+        for a band-limited input is far smaller than the linear one's.
+
+    Returns
+    -------
+    Tensor, shape (batch, T * substeps, n_inputs)
+    """
+    w = (torch.arange(substeps, dtype=u.dtype, device=u.device) + 0.5) / substeps
+    w = w[None, None, :, None]
+    u0, u1 = u[:, :-1, None], u[:, 1:, None]
+    if hold == "zoh":
+        mid = u0.expand(-1, -1, substeps, -1)
+    elif hold == "linear":
+        mid = (1.0 - w) * u0 + w * u1
+    else:
+        padded = torch.cat([u[:, :1], u, u[:, -1:]], dim=1)
+        um, up = padded[:, :-3, None], padded[:, 3:, None]
+        mid = u0 + 0.5 * w * (
+            (u1 - um)
+            + w
+            * ((2.0 * um - 5.0 * u0 + 4.0 * u1 - up) + w * (3.0 * (u0 - u1) + up - um))
+        )
+    return mid.flatten(1, 2)
 
 
 def _rollout_states(
@@ -278,28 +307,20 @@ def _rollout_states(
     convergence flags. One-degree-of-freedom mechanical models take the
     fast scalar step; every other model the general Gonzalez step.
     """
+    u_sub = _substep_inputs(u, substeps, hold)
     if _mechanical.supports(system):
         stepper = _mechanical.MechanicalStepper(system, 1.0 / substeps, tol, max_iter)
         x, V = x0, None
         xs = [x]
         ok = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-        for k in range(u.shape[1] - 1):
-            for j in range(substeps):
-                x, V, conv = stepper.step(x, _input_at(u, k, j, substeps, hold), V)
-                ok = ok & conv
-            xs.append(x)
+        for i in range(u_sub.shape[1]):
+            x, V, conv = stepper.step(x, u_sub[:, i], V)
+            ok = ok & conv
+            if (i + 1) % substeps == 0:
+                xs.append(x)
         return torch.stack(xs, dim=1), ok
-    traj = simulate(
-        system,
-        x0,
-        u if hold == "linear" else u[:, :-1],
-        dt=1.0,
-        substeps=substeps,
-        input_hold=hold,  # type: ignore[arg-type]
-        tol=tol,
-        max_iter=max_iter,
-    )
-    return traj.x, traj.converged
+    traj = simulate(system, x0, u_sub, dt=1.0 / substeps, tol=tol, max_iter=max_iter)
+    return traj.x[:, ::substeps], traj.converged
 
 
 def _stitch(
@@ -383,25 +404,25 @@ def _audit(
 ) -> dict[str, Any]:
     x0, seq = model._initial_state(log.u, log.z, n_init)
     starts, u_chunks, _, _ = _stitch(model, x0, seq, chunks)
-    system, S, hold = model.system, model.substeps, model.input_hold
+    system, S = model.system, model.substeps
+    u_sub = _substep_inputs(u_chunks, S, model.input_hold)
     if _mechanical.supports(system):
         stepper = _mechanical.MechanicalStepper(system, 1.0 / S, 1e-12, 50)
         x = starts
         worst = worst_rel = x.new_zeros(())
         supplied = dissipated = x.new_zeros(())
-        for k in range(u_chunks.shape[1] - 1):
-            for j in range(S):
-                um = _input_at(u_chunks, k, j, S, hold)
-                xn, _, _ = stepper.step(x, um)
-                s, d = stepper.balance_terms(x, xn, um)
-                H_next = system.H(xn)
-                r = (H_next - system.H(x) + d - s).abs()
-                worst = torch.maximum(worst, r.max())
-                worst_rel = torch.maximum(worst_rel, (r / (1.0 + H_next.abs())).max())
-                supplied = supplied + s.sum()
-                dissipated = dissipated + d.sum()
-                x = xn
-        steps = (u_chunks.shape[1] - 1) * S * u_chunks.shape[0]
+        for i in range(u_sub.shape[1]):
+            um = u_sub[:, i]
+            xn, _, _ = stepper.step(x, um)
+            s, d = stepper.balance_terms(x, xn, um)
+            H_next = system.H(xn)
+            r = (H_next - system.H(x) + d - s).abs()
+            worst = torch.maximum(worst, r.max())
+            worst_rel = torch.maximum(worst_rel, (r / (1.0 + H_next.abs())).max())
+            supplied = supplied + s.sum()
+            dissipated = dissipated + d.sum()
+            x = xn
+        steps = u_sub.shape[0] * u_sub.shape[1]
         return {
             "max_residual": float(worst),
             "max_relative_residual": float(worst_rel),
@@ -409,21 +430,14 @@ def _audit(
             "supplied": float(supplied),
             "dissipated": float(dissipated),
         }
-    traj = simulate(
-        system,
-        starts,
-        u_chunks if hold == "linear" else u_chunks[:, :-1],
-        dt=1.0,
-        substeps=S,
-        input_hold=hold,  # type: ignore[arg-type]
-    )
+    traj = simulate(system, starts, u_sub, dt=1.0 / S)
     assert traj.residual is not None and traj.energy is not None
     res = traj.residual.abs()
     rel = res / (1.0 + traj.energy[:, 1:].abs())
     return {
         "max_residual": float(res.max()),
         "max_relative_residual": float(rel.max()),
-        "steps": int(res.numel() * S),
+        "steps": int(res.numel()),
         "supplied": float(traj.supplied.sum()),  # type: ignore[union-attr]
         "dissipated": float(traj.dissipated.sum()),  # type: ignore[union-attr]
     }

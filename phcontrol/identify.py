@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._validation import check_choice
 from .data import Log
 from .errors import ConvergenceError, DataError, NotSupportedError
 from .fitted import Encoder, IdentifiedModel, energy_audit, one_thread
@@ -145,8 +146,12 @@ def _build_mechanical(n_inputs: int, u: np.ndarray, z: np.ndarray, mlp_hidden: i
         MLPPotential(1, hidden=(mlp_hidden,), out_scale=1e-3),
     ]
     H = MechanicalHamiltonian(1, potential=potential, mass=torch.tensor([[m]]))
+    # The speed term starts where it changes the damping by a few percent at
+    # a typical momentum: small enough to keep the warm start, large enough
+    # for its softplus parameter to have a useful gradient.
+    c1 = 0.05 * r / max(float(np.mean((m * v) ** 2)), 1e-12)
     R = PolynomialDissipation(
-        2, mask=[False, True], degree=1, init=torch.tensor([[r, 1e-4], [r, 1e-4]])
+        2, mask=[False, True], degree=1, init=torch.tensor([[r, c1], [r, c1]])
     )
     G = (
         InputMatrix(
@@ -228,7 +233,7 @@ def identify(
     *,
     model: ModelKind = "mechanical",
     substeps: int = 3,
-    input_hold: Literal["linear", "zoh"] = "linear",
+    input_hold: Literal["linear", "cubic", "zoh"] = "linear",
     window: int = 128,
     batch_size: int = 128,
     lbfgs_steps: int = 6,
@@ -292,7 +297,7 @@ def identify(
 
     Other Parameters
     ----------------
-    input_hold : {"linear", "zoh"}, default "linear"
+    input_hold : {"linear", "cubic", "zoh"}, default "linear"
         How inputs are held between samples (see the module notes).
     n_past : int, default 10
         Encoder window.
@@ -332,6 +337,7 @@ def identify(
     t_start = time.perf_counter()
     if model not in ("mechanical", "linear"):
         raise ValueError(f"`model` must be 'mechanical' or 'linear'; found {model!r}")
+    check_choice(input_hold, "input_hold", ("linear", "cubic", "zoh"))
     train, val, tests, dataset = _split_log(data, val_fraction)
     if train.n_outputs < 1:
         raise DataError(f"{train.source}: the log has no output column to fit")
