@@ -6,6 +6,8 @@ exactly in discrete time; certificates can be re-checked by anyone.
 
 import logging
 
+from . import datasets as datasets
+from .data import load_log as load_log
 from .errors import (
     ConvergenceError as ConvergenceError,
 )
@@ -54,8 +56,11 @@ from .hamiltonians import (
 from .hamiltonians import (
     QuadraticPotential as QuadraticPotential,
 )
+from .identify import identify as identify
 from .integrators import Trajectory as Trajectory
 from .integrators import simulate as simulate
+from .io import load as load
+from .io import save as save
 from .linear import (
     LinearPortHamiltonian as LinearPortHamiltonian,
 )
@@ -128,9 +133,14 @@ __all__ = [
     "SolverError",
     "Trajectory",
     "check_passivity",
+    "datasets",
     "enforce_passivity",
     "from_state_space",
+    "identify",
+    "load",
+    "load_log",
     "passivity_indices",
+    "save",
     "simulate",
     "to_state_space",
     "verify_certificate",
