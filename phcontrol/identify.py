@@ -766,7 +766,7 @@ def _window_loss_grad(
     if not torch.isfinite(loss):
         return math.nan
     loss.backward()
-    return float(loss)
+    return float(loss.detach())
 
 
 @torch.no_grad()
@@ -869,7 +869,9 @@ def _parameters(fitted: IdentifiedModel) -> dict[str, Any]:
     }
     H = system.H
     if isinstance(H, MechanicalHamiltonian):
-        out["mass"] = float(H.mass(torch.zeros(1, 1, dtype=torch.float64))[0, 0, 0])
+        out["mass"] = float(
+            H.mass(torch.zeros(1, 1, dtype=torch.float64))[0, 0, 0].detach()
+        )
         for V in H.potentials:
             if isinstance(V, PolynomialPotential):
                 out["potential_coefficients"] = V.coefficients()[0].detach().tolist()
