@@ -53,7 +53,7 @@ ModelKind = Literal["mechanical", "linear"]
 
 
 class Encoder(nn.Module, Configurable):
-    """Estimate the state at sample ``k`` from ``u`` and ``z`` at ``k - n_past .. k - 1``.
+    """Estimate the state at sample ``k`` from ``u``, ``z`` at ``k - n_past .. k - 1``.
 
     A linear map plus a small tanh correction whose output layer starts at
     zero, so the encoder starts as the least-squares linear estimator.
@@ -605,7 +605,7 @@ def identify(
     Examples
     --------
     >>> import phcontrol as phc
-    >>> fit = phc.identify("silverbox", iterations=2, batch_size=8, window=10)  # doctest: +SKIP
+    >>> fit = phc.identify("silverbox", iterations=2, window=10)  # doctest: +SKIP
     >>> sorted(fit.report.metrics)  # doctest: +SKIP
     ['test_arrow_full', 'test_arrow_no_extrapolation', 'test_multisine', 'val']
     """
