@@ -6,7 +6,9 @@ exactly in discrete time; certificates can be re-checked by anyone.
 
 import logging
 
+from . import datasets as datasets
 from . import plants as plants
+from .data import load_log as load_log
 from .errors import (
     ConvergenceError as ConvergenceError,
 )
@@ -61,6 +63,7 @@ from .hamiltonians import (
 from .hamiltonians import (
     QuadraticPotential as QuadraticPotential,
 )
+from .identify import identify as identify
 from .integrators import (
     METHODS as METHODS,
 )
@@ -88,6 +91,8 @@ from .integrators import (
 from .integrators import (
     simulate as simulate,
 )
+from .io import load as load
+from .io import save as save
 from .linear import (
     LinearPortHamiltonian as LinearPortHamiltonian,
 )
@@ -125,6 +130,9 @@ from .structure import (
     InputMatrix as InputMatrix,
 )
 from .structure import (
+    PolynomialDissipation as PolynomialDissipation,
+)
+from .structure import (
     SkewSymmetric as SkewSymmetric,
 )
 
@@ -156,6 +164,7 @@ __all__ = [
     "PHControlError",
     "PHControlWarning",
     "PassivityResult",
+    "PolynomialDissipation",
     "PolynomialPotential",
     "PortHamiltonian",
     "QuadraticHamiltonian",
@@ -165,14 +174,19 @@ __all__ = [
     "SolverError",
     "Trajectory",
     "check_passivity",
+    "datasets",
     "enforce_passivity",
     "from_state_space",
+    "identify",
+    "load",
+    "load_log",
     "passivity_indices",
     "avf_gradient",
     "compare_integrators",
     "gonzalez_gradient",
     "itoh_abe_gradient",
     "plants",
+    "save",
     "simulate",
     "to_state_space",
     "verify_certificate",

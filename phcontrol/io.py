@@ -256,7 +256,10 @@ def _read_header(path: Path, data: bytes) -> dict[str, Any]:
             "it is a zip archive (as torch.save writes), not a safetensors file; "
             f"phcontrol never unpickles files. Rebuild the model and {_HINT_SAVE}.",
         )
-    if data[:1] == b"\x80":
+    # A pickle starts with 0x80, but so does a valid file whose header length
+    # is 128 modulo 256: judge by the header before calling it a pickle.
+    looks_like_header = len(data) >= 9 and data[8:9] == b"{"
+    if data[:1] == b"\x80" and not looks_like_header:
         raise _refuse(
             path,
             "it looks like a pickle, not a safetensors file; phcontrol never "

@@ -98,10 +98,10 @@ class PortHamiltonian(AbstractModel):
     ...     G=phc.InputMatrix(2, 1, init=torch.tensor([[0.0], [1.0]])),
     ... )
     >>> x, u = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.5]])
-    >>> model.vector_field(x, u)
-    tensor([[ 0.0000, -0.5000]], grad_fn=<AddBackward0>)
-    >>> model.output(x)
-    tensor([[0.]], grad_fn=<ViewBackward0>)
+    >>> [round(v, 4) for v in model.vector_field(x, u).detach()[0].tolist()]
+    [0.0, -0.5]
+    >>> model.output(x).detach().tolist()
+    [[0.0]]
     """
 
     def __init__(
@@ -251,11 +251,14 @@ class HNN(PortHamiltonian):
     """
 
     def __init__(
-        self, n_states: int, *, hidden: Sequence[int] = (64, 64), dissipation: bool = False
+        self,
+        n_states: int,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        dissipation: bool = False,
     ) -> None:
         super().__init__(
             H=MLPHamiltonian(n_states, hidden=hidden),
             J=CanonicalJ(n_states),
             R=CholeskyDissipation(n_states) if dissipation else None,
         )
-

@@ -164,9 +164,8 @@ class CanonicalJ(AbstractStructureMatrix):
     Examples
     --------
     >>> import torch
-    >>> CanonicalJ(2)(torch.zeros(1, 2))
-    tensor([[[ 0.,  1.],
-             [-1.,  0.]]])
+    >>> CanonicalJ(2)(torch.zeros(1, 2)).tolist()
+    [[[0.0, 1.0], [-1.0, 0.0]]]
     """
 
     def __init__(self, n_states: int) -> None:
@@ -216,6 +215,7 @@ class CholeskyDissipation(AbstractStructureMatrix):
     >>> import torch
     >>> R = CholeskyDissipation(2, mask=[False, True])
     >>> M = R(torch.zeros(1, 2))[0]
+    >>> M = M.detach()
     >>> float(M[0, 0]), bool(torch.linalg.eigvalsh(M).min() >= 0)
     (0.0, True)
     """
@@ -287,9 +287,8 @@ class PolynomialDissipation(AbstractStructureMatrix):
     >>> R = PolynomialDissipation(
     ...     2, mask=[False, True], init=torch.tensor([[1.0, 1.0], [0.5, 2.0]])
     ... )
-    >>> R(torch.tensor([[3.0, 1.0]]))[0]
-    tensor([[0.0000, 0.0000],
-            [0.0000, 2.5000]], grad_fn=<SelectBackward0>)
+    >>> R(torch.tensor([[3.0, 1.0]]))[0].detach().tolist()
+    [[0.0, 0.0], [0.0, 2.5]]
     """
 
     def __init__(
