@@ -8,8 +8,8 @@ Goal
 Data set
     ``silverbox`` (bundled, offline): 131 072 samples at 610.35 Hz.
 Expected runtime
-    Full run: roughly 15-25 minutes on two CPU cores (training is capped at
-    10 minutes; simulating the ~100 000 test samples takes most of the rest).
+    Full run: the default fit, a few minutes on two CPU cores (see
+    ``docs/benchmarks.md`` for the measured time).
     ``PHCONTROL_SMOKE=1``: a few seconds, on short slices of every split.
 Figure
     ``01_identify_silverbox.png`` in ``$PHCONTROL_OUT`` (default
@@ -44,9 +44,11 @@ if SMOKE:
         for name, log in dataset.splits.items()
     }
     dataset = dataclasses.replace(dataset, splits=splits)
-    options = dict(iterations=3, batch_size=8, window=10, substeps=1, val_every=1)
+    options = dict(
+        lbfgs_steps=1, iterations=3, batch_size=8, window=10, substeps=1, val_every=1
+    )
 else:
-    options = dict(iterations=400, batch_size=64, window=60, max_time=600.0)
+    options = {}
 
 fit = phc.identify(dataset, seed=0, **options)
 report = fit.report

@@ -21,7 +21,9 @@ from .errors import ModelFileError
 __all__: list[str] = []
 
 _REGISTRY: dict[str, type] = {}
-_ACTIVATIONS = {c.__name__: c for c in (nn.Tanh, nn.ReLU, nn.SiLU, nn.Softplus, nn.GELU)}
+_ACTIVATIONS = {
+    c.__name__: c for c in (nn.Tanh, nn.ReLU, nn.SiLU, nn.Softplus, nn.GELU)
+}
 
 
 class Configurable:
@@ -53,9 +55,7 @@ def to_spec(obj: Any, tensors: dict[str, Tensor], prefix: str = "init") -> Any:
         args = getattr(obj, "_init_args", {})
         return {
             "class": type(obj).__name__,
-            "args": {
-                k: to_spec(v, tensors, f"{prefix}.{k}") for k, v in args.items()
-            },
+            "args": {k: to_spec(v, tensors, f"{prefix}.{k}") for k, v in args.items()},
         }
     if isinstance(obj, Tensor):
         tensors[prefix] = obj.detach().cpu().contiguous()
@@ -63,9 +63,15 @@ def to_spec(obj: Any, tensors: dict[str, Tensor], prefix: str = "init") -> Any:
     if isinstance(obj, type) and obj.__name__ in _ACTIVATIONS:
         return {"activation": obj.__name__}
     if isinstance(obj, list | tuple):
-        return {"list": [to_spec(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]}
+        return {
+            "list": [to_spec(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]
+        }
     if isinstance(obj, dict):
-        return {"dict": {str(k): to_spec(v, tensors, f"{prefix}.{k}") for k, v in obj.items()}}
+        return {
+            "dict": {
+                str(k): to_spec(v, tensors, f"{prefix}.{k}") for k, v in obj.items()
+            }
+        }
     if obj is None or isinstance(obj, bool | int | float | str):
         return obj
     raise TypeError(

@@ -153,9 +153,9 @@ def _potential_functions(H: MechanicalHamiltonian):
                 wd = d * w.T
                 small = wd.abs() < 1e-4
                 ratio = torch.where(
-                    small, 1.0 + wd * wd / 6.0, torch.sinh(wd) / torch.where(
-                        small, torch.ones_like(wd), wd
-                    )
+                    small,
+                    1.0 + wd * wd / 6.0,
+                    torch.sinh(wd) / torch.where(small, torch.ones_like(wd), wd),
                 )
                 val = ((w.T * ratio) / (torch.cosh(a) * torch.cosh(an))) @ wo.T
             total = val if total is None else total + val
@@ -295,7 +295,8 @@ class MechanicalStepper:
                 pn = (2.0 * md / dt) * (qn - qd) - pd
                 size = 1.0 + torch.maximum(qn.abs(), pn.abs()).squeeze(-1)
                 ok = f.abs().squeeze(-1) <= self.tol * size
-                if bool(ok.all()):
+                # A row gone non-finite cannot converge: stop iterating it.
+                if bool((ok | ~torch.isfinite(f.squeeze(-1))).all()):
                     break
                 qn = qn - f / slope
         if torch.is_grad_enabled() and (x.requires_grad or self.params_need_grad):

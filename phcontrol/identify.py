@@ -236,8 +236,8 @@ def identify(
     input_hold: Literal["linear", "cubic", "zoh"] = "linear",
     window: int = 128,
     batch_size: int = 128,
-    lbfgs_steps: int = 6,
-    iterations: int = 300,
+    lbfgs_steps: int = 10,
+    iterations: int = 120,
     lr: float = 2e-3,
     n_past: int = 10,
     val_fraction: float = 0.2,
@@ -280,10 +280,10 @@ def identify(
         Samples per training window.
     batch_size : int, default 128
         Windows per Adam iteration.
-    lbfgs_steps : int, default 6
+    lbfgs_steps : int, default 10
         L-BFGS steps of the first stage (each up to 10 simulations of the
         windows); 0 skips the stage.
-    iterations : int, default 300
+    iterations : int, default 120
         Adam iterations of the second stage; 0 skips it.
     lr : float, default 2e-3
         Initial Adam learning rate.
@@ -581,6 +581,10 @@ def _is_physical(name: str) -> bool:
     return ".net." not in name and "correction" not in name
 
 
+_DIVERGED = 1e10
+"""Loss reported to L-BFGS for a trial point whose simulation diverged."""
+
+
 def _fit_lbfgs(
     fitted: IdentifiedModel,
     windows: tuple[Tensor, Tensor, Tensor, Tensor],
@@ -599,13 +603,24 @@ def _fit_lbfgs(
         opt.zero_grad(set_to_none=True)
         x0 = fitted.encoder(windows[0], windows[1])
         z_sim, _ = fitted.rollout(x0, windows[2])
-        loss = ((z_sim - windows[3]) ** 2).mean()
-        if torch.isfinite(loss):
-            loss.backward()
+        loss = _output_error(z_sim, windows[3])
+        if not torch.isfinite(loss):
+            # A diverging trial point: report it as very bad, with no slope,
+            # so the line search steps back instead of failing.
+            return loss.new_tensor(_DIVERGED)
+        loss.backward()
+        for p in params:  # L-BFGS flattens gradients with view()
+            if p.grad is not None:
+                p.grad = p.grad.contiguous()
         return loss
 
     for _ in range(steps):
-        loss = float(opt.step(closure).detach())  # type: ignore[arg-type]
+        try:
+            loss = float(opt.step(closure).detach())  # type: ignore[arg-type]
+        except (IndexError, RuntimeError) as err:  # a line search that broke down
+            fitted.load_state_dict(tracker.best_state)
+            logger.warning("L-BFGS stopped early (%s); kept the best model", err)
+            return
         val_loss = _window_loss(fitted, *val_win)
         if not math.isfinite(val_loss):
             fitted.load_state_dict(tracker.best_state)
@@ -670,13 +685,18 @@ def _fit_adam(
             break
 
 
+def _output_error(z_sim: Tensor, z: Tensor) -> Tensor:
+    """Mean squared simulation error of windows, (batch, T + 1, n_outputs)."""
+    return ((z_sim - z) ** 2).mean()
+
+
 def _window_loss_grad(
     fitted: IdentifiedModel, u_past: Tensor, z_past: Tensor, u: Tensor, z: Tensor
 ) -> float:
     fitted.zero_grad(set_to_none=True)
     x0 = fitted.encoder(u_past, z_past)
     z_sim, _ = fitted.rollout(x0, u)
-    loss = ((z_sim - z) ** 2).mean()
+    loss = _output_error(z_sim, z)
     if not torch.isfinite(loss):
         return math.nan
     loss.backward()
@@ -689,7 +709,7 @@ def _window_loss(
 ) -> float:
     x0 = fitted.encoder(u_past, z_past)
     z_sim, _ = fitted.rollout(x0, u)
-    return float(((z_sim - z) ** 2).mean())
+    return float(_output_error(z_sim, z))
 
 
 @torch.no_grad()

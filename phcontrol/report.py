@@ -219,9 +219,11 @@ def write_report(
     >>> import tempfile, pathlib
     >>> import phcontrol as phc
     >>> from phcontrol.report import write_report
-    >>> fit = phc.identify("cascaded_tanks", iterations=2)  # doctest: +SKIP
-    >>> out = write_report(fit, pathlib.Path(tempfile.mkdtemp()) / "tanks")  # doctest: +SKIP
-    >>> sorted(p.name for p in out.iterdir())  # doctest: +SKIP
+    >>> fit = phc.identify(
+    ...     "cascaded_tanks", model="linear", window=20, lbfgs_steps=1, iterations=2
+    ... )
+    >>> out = write_report(fit, pathlib.Path(tempfile.mkdtemp()) / "tanks")
+    >>> sorted(p.name for p in out.iterdir())
     ['figures', 'model.safetensors', 'report.html', 'report.json']
     """
     out = check_out_dir(out_dir, force=force)

@@ -19,5 +19,6 @@ def _fixed_seeds() -> Iterator[None]:
     yield
     torch.set_default_dtype(torch.float64)
 
+
 # The suite's tensors are small: a second intra-op thread only adds overhead.
 torch.set_num_threads(1)

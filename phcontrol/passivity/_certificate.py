@@ -84,7 +84,12 @@ def _evidence(
     """Compute all evidence; with ``stored_P`` re-check those storages."""
     from ..integrators import simulate
     from ..linear import minimise_energy, to_state_space
-    from ..structure import CanonicalJ, CholeskyDissipation, SkewSymmetric
+    from ..structure import (
+        CanonicalJ,
+        CholeskyDissipation,
+        PolynomialDissipation,
+        SkewSymmetric,
+    )
 
     gen = torch.Generator().manual_seed(int(settings["seed"]))
     dtype = next(iter(model.parameters())).dtype
@@ -110,7 +115,8 @@ def _evidence(
     )
     (
         built
-        if model.R is None or isinstance(model.R, CholeskyDissipation)
+        if model.R is None
+        or isinstance(model.R, CholeskyDissipation | PolynomialDissipation)
         else sampled
     ).append("R(x) is positive semidefinite")
     (built if math.isfinite(bound) else sampled).append("H is bounded below")

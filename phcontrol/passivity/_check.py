@@ -184,9 +184,12 @@ def check_passivity(
             f"`method` must be 'auto', 'lmi', 'riccati' or 'hamiltonian'; "
             f"found {method!r}"
         )
+    from ..fitted import IdentifiedModel
     from ..linear import LinearPortHamiltonian
     from ..models import PortHamiltonian
 
+    if isinstance(system, IdentifiedModel):  # a fit's model file: check its pH part
+        system = system.system
     if isinstance(system, LinearPortHamiltonian):
         return _check_structure(system)
     if isinstance(system, PortHamiltonian):
@@ -455,7 +458,12 @@ def _certify_with(sys: LTI, P: np.ndarray, how: str, why: str) -> PassivityResul
 def _check_model(model: Any, tol: float) -> PassivityResult:
     """PortHamiltonian: ``P = Q`` when linear, else structure plus linearisation."""
     from ..linear import is_linear_model, minimise_energy, to_state_space
-    from ..structure import CanonicalJ, CholeskyDissipation, SkewSymmetric
+    from ..structure import (
+        CanonicalJ,
+        CholeskyDissipation,
+        PolynomialDissipation,
+        SkewSymmetric,
+    )
 
     if model.n_inputs == 0:
         raise NotSupportedError(
@@ -473,15 +481,19 @@ def _check_model(model: Any, tol: float) -> PassivityResult:
     )
     by_construction = (
         isinstance(model.J, SkewSymmetric | CanonicalJ)
-        and (model.R is None or isinstance(model.R, CholeskyDissipation))
+        and (
+            model.R is None
+            or isinstance(model.R, CholeskyDissipation | PolynomialDissipation)
+        )
         and math.isfinite(model.H.lower_bound())
     )
     if not by_construction:
         return _undecided(
             LTI(A, B, C, D),
             "the model's J, R or H is not of a kind that is passive by "
-            "construction (SkewSymmetric/CanonicalJ, CholeskyDissipation, H with a "
-            "finite lower_bound()); write a certificate with sampled checks",
+            "construction (SkewSymmetric/CanonicalJ, CholeskyDissipation or "
+            "PolynomialDissipation, H with a finite lower_bound()); write a "
+            "certificate with sampled checks",
             "structure",
             None,
         )
