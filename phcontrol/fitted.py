@@ -284,11 +284,10 @@ def _substep_inputs(u: Tensor, substeps: int, hold: str) -> Tensor:
     else:
         padded = torch.cat([u[:, :1], u, u[:, -1:]], dim=1)
         um, up = padded[:, :-3, None], padded[:, 3:, None]
-        mid = u0 + 0.5 * w * (
-            (u1 - um)
-            + w
-            * ((2.0 * um - 5.0 * u0 + 4.0 * u1 - up) + w * (3.0 * (u0 - u1) + up - um))
-        )
+        slope = u1 - um
+        curve = 2.0 * um - 5.0 * u0 + 4.0 * u1 - up
+        cubic = 3.0 * (u0 - u1) + up - um
+        mid = u0 + 0.5 * w * (slope + w * (curve + w * cubic))
     return mid.flatten(1, 2)
 
 

@@ -228,6 +228,7 @@ def _split_log(data: Any, val_fraction: float) -> tuple[Log, Log, dict[str, Log]
     )
 
 
+@one_thread()
 def identify(
     data: Log | Any,
     *,
@@ -355,56 +356,6 @@ def identify(
             )
     torch.manual_seed(seed)
     np.random.seed(seed)
-    with one_thread():
-        return _identify(
-            train,
-            val,
-            tests,
-            dataset,
-            t_start,
-            model=model,
-            substeps=substeps,
-            input_hold=input_hold,
-            window=window,
-            batch_size=batch_size,
-            lbfgs_steps=lbfgs_steps,
-            iterations=iterations,
-            lr=lr,
-            n_past=n_past,
-            val_every=val_every,
-            patience=patience,
-            max_time=max_time,
-            seed=seed,
-            mlp_hidden=mlp_hidden,
-            n_init=n_init,
-            callback=callback,
-        )
-
-
-def _identify(
-    train: Log,
-    val: Log,
-    tests: dict[str, Log],
-    dataset: Any,
-    t_start: float,
-    *,
-    model: str,
-    substeps: int,
-    input_hold: str,
-    window: int,
-    batch_size: int,
-    lbfgs_steps: int,
-    iterations: int,
-    lr: float,
-    n_past: int,
-    val_every: int,
-    patience: int,
-    max_time: float | None,
-    seed: int,
-    mlp_hidden: int,
-    n_init: int | None,
-    callback: Callable[[dict[str, float]], None] | None,
-) -> FitResult:
     fitted = _initial_model(
         train, model, n_past, mlp_hidden, substeps, input_hold, seed
     )
