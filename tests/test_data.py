@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from _paths import SHARED_DATA
 
 from phcontrol.data import IRREGULAR_RTOL, Log, load_log
 from phcontrol.errors import DataError, DataWarning, ShapeError
-
-SHARED_DATA = Path("/work/shared/data")
 
 
 def write(folder: Path, name: str, text: str) -> Path:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _paths import SHARED_DATA
 
 from phcontrol import datasets
 from phcontrol.data import Log
 from phcontrol.datasets import _build
 from phcontrol.errors import DataError
 
-SHARED_DATA = Path("/work/shared/data")
 PACKAGE_DIR = Path(datasets.__file__).parent
 
 
