@@ -451,15 +451,17 @@ def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
         total=total, desc="fitting", unit="it", file=sys.stderr, disable=not show
     ) as bar:
 
-        def progress(record: dict[str, float]) -> None:
+        def progress(record: dict[str, Any]) -> None:
+            if record.get("stage") == "simulate":
+                bar.set_description("simulating the test sets")
+                bar.refresh()
+                return
             bar.update(1)
             bar.set_description(f"fitting ({record.get('stage', '')})")
             shown = {"loss": f"{record.get('train_loss', math.nan):.3g}"}
             if "val_loss" in record:
                 shown["val"] = f"{record['val_loss']:.3g}"
             bar.set_postfix(shown, refresh=False)
-            if bar.total is not None and record.get("iteration") == bar.total:
-                bar.set_description("simulating test sets")
 
         fit = identify(data, callback=progress, **options)
     return fit

@@ -248,7 +248,7 @@ def identify(
     seed: int = 0,
     mlp_hidden: int = 16,
     n_init: int | None = None,
-    callback: Callable[[dict[str, float]], None] | None = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
     r"""Fit a passive pH model to a log by output error over windows.
 
@@ -315,7 +315,10 @@ def identify(
         Samples that set the initial state of each evaluated split
         (default: the dataset's protocol, else ``n_past``).
     callback : callable, optional
-        Called with a progress dict after every step of either stage.
+        Called with a progress dict after every step of either stage
+        (``iteration``, ``stage``, ``train_loss``, ``seconds`` and, where
+        validated, ``val_loss``), and once with ``stage="simulate"`` before
+        the evaluated splits are simulated.
 
     Raises
     ------
@@ -398,6 +401,8 @@ def identify(
         )
     fitted.load_state_dict(tracker.best_state)
     logger.info("training done: best validation loss %.4g", tracker.best_val)
+    if callback is not None:
+        callback({"iteration": tracker.step, "stage": "simulate"})
 
     evaluate = {"val": val, **tests}
     scale = dataset.unit_scale if dataset is not None else 1.0
@@ -485,7 +490,7 @@ class _Tracker:
         fitted: IdentifiedModel,
         val_loss: float,
         t_start: float,
-        callback: Callable[[dict[str, float]], None] | None,
+        callback: Callable[[dict[str, Any]], None] | None,
     ) -> None:
         self.fitted = fitted
         self.t_start = t_start
