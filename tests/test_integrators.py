@@ -31,7 +31,7 @@ BALANCE_TOL = 1e-12
 # One discrete-gradient evaluation: a few hundred roundings of terms of the
 # size of H (MLP widths <= 16, n <= 4).
 AXIOM_RTOL = 256 * EPS
-# Accuracy of a discrete gradient as x' -> x (issue #3): relative to
+# Accuracy of a discrete gradient as x' -> x: relative to
 # 1 + |grad H(x̄)|.
 NEAR_TOL = 1e-7
 # Log-log slope window of the convergence-order tests.
@@ -69,7 +69,7 @@ def relative_residual(traj: phc.Trajectory) -> torch.Tensor:
     return traj.residual.abs() / scale
 
 
-# --- issue #2: the discrete power balance --------------------------------
+# --- the discrete power balance -----------------------------------------------
 
 
 @pytest.mark.parametrize("method", EXACT)
