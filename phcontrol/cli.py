@@ -483,7 +483,7 @@ def _print_summary(doc: dict[str, Any], out: Path) -> None:
     print(f"simulation RMSE ({unit}):")
     for split, values in doc["metrics"].items():
         rmse = values.get("rmse")
-        text = "not finite" if rmse is None else f"{rmse:.4g}"
+        text = "not finite" if rmse is None else f"{rmse:#.4g}"
         refs = published.get(split, {})
         best = min(refs.items(), key=lambda kv: kv[1]) if refs else None
         extra = f"   (best published: {best[0]} {best[1]:.4g})" if best else ""

@@ -110,11 +110,15 @@ class FitResult:
     predictions : dict of str to (ndarray, ndarray)
         Per evaluated split: measured and simulated outputs after the
         initialisation window, in the log's units.
+    output_names : tuple of str
+        Names of the measured outputs, as in the log; figures label their
+        axes with them.
     """
 
     model: IdentifiedModel
     report: FitReport
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    output_names: tuple[str, ...] = ()
 
 
 def _savgol(z: np.ndarray, deriv: int, window: int = 11, order: int = 3) -> np.ndarray:
@@ -444,7 +448,12 @@ def identify(
         ),
         wall_time=time.perf_counter() - t_start,
     )
-    return FitResult(model=fitted, report=report, predictions=predictions)
+    return FitResult(
+        model=fitted,
+        report=report,
+        predictions=predictions,
+        output_names=tuple(train.output_names),
+    )
 
 
 def _initial_model(

@@ -187,7 +187,7 @@ def plot_prediction(
         if width < n:
             for ax in (whole, whole_err):
                 ax.axvspan(t[lo], t[hi - 1], color="#fab005", alpha=0.3, lw=0)
-        whole.set_title(f"{name}: whole record, RMSE {rmse:.4g}{suffix}", fontsize=10)
+        whole.set_title(f"{name}: whole record, RMSE {rmse:#.4g}{suffix}", fontsize=10)
         whole.set_ylabel(f"{name}{suffix}")
         whole.legend(loc="upper left", frameon=True, fontsize=8, ncols=2)
         whole_err.set_ylabel(f"error{suffix}")

@@ -298,6 +298,7 @@ def _write_figures(fit: Any, folder: Path, dataset: Any) -> dict[str, str]:
             np.asarray(z_sim) * scale,
             dt=dt,
             unit=unit,
+            output_names=getattr(fit, "output_names", ()),
             title=f"{split}: measured and simulated output",
         )
         _save(fig, folder / names[f"prediction:{split}"])

@@ -92,3 +92,33 @@ def test_unknown_dataset_is_a_usage_error(tmp_path, capsys):
         main(["identify", "--dataset", "silverbx", "--out", str(tmp_path / "x")]) == 2
     )
     assert "silverbox" in capsys.readouterr().err
+
+
+def test_summary_keeps_significant_zeros(capsys):
+    from pathlib import Path
+
+    from phcontrol.cli import _print_summary
+
+    doc = {"unit": "mV", "metrics": {"val": {"rmse": 1.0001}, "test": {"rmse": 1.41}}}
+    _print_summary(doc, Path("out"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["val", "1.000"]
+    assert lines[2].split() == ["test", "1.410"]
+
+
+def test_prediction_figures_are_labelled_with_the_log_columns(
+    spring_csv, tmp_path, monkeypatch
+):
+    from phcontrol import plotting
+
+    seen = []
+    original = plotting.plot_prediction
+
+    def spy(*args, **kwargs):
+        seen.append(tuple(kwargs.get("output_names", ())))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(plotting, "plot_prediction", spy)
+    args = [str(spring_csv), "--time", "t", "--inputs", "u", "--outputs", "q"]
+    assert main(["identify", *args, "--out", str(tmp_path / "fit"), *TINY]) == EXIT_OK
+    assert seen and all(names == ("q",) for names in seen)

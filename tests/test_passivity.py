@@ -271,6 +271,9 @@ def test_learned_model_is_passive_by_construction():
     res = phc.check_passivity(model)
     assert res.verdict == "passive", res.message
     assert np.linalg.eigvalsh(res.P)[0] > 0
+    # The message names what P is once and reads as one sentence.
+    assert res.message.count("linearisation") == 1
+    assert "P is the Hessian of H there; re-checked" in res.message
 
 
 @pytest.mark.skipif(

@@ -477,7 +477,10 @@ def _check_model(model: Any, tol: float) -> PassivityResult:
     A, B, C, D = (np.asarray(M) for M in _matrices(to_state_space(model, x_eq=x_eq)))
     hess = _hessian(model, x_eq)
     lin = _certify_with(
-        LTI(A, B, C, D), hess, "structure", "linearisation at the minimiser of H"
+        LTI(A, B, C, D),
+        hess,
+        "structure",
+        "on the linearisation at the minimiser of H, P is the Hessian of H there",
     )
     by_construction = (
         isinstance(model.J, SkewSymmetric | CanonicalJ)
@@ -504,8 +507,7 @@ def _check_model(model: Any, tol: float) -> PassivityResult:
         verdict="passive",
         message=(
             "passive by construction with storage H - min H (J skew, R = L L^T, "
-            f"H >= {model.H.lower_bound():.3g}); P is the Hessian of H at its "
-            f"minimiser, on the linearisation there: {lin.message}"
+            f"H >= {model.H.lower_bound():.3g}); {lin.message}"
         ),
     )
 
