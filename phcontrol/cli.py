@@ -78,6 +78,15 @@ def _columns(text: str) -> list[str]:
     return names
 
 
+def _fit_default(name: str) -> Any:
+    """Return the default of one of :func:`phcontrol.identify`'s options."""
+    import inspect
+
+    from .identify import identify
+
+    return inspect.signature(identify).parameters[name].default
+
+
 def _build_parser() -> _Parser:
     from . import __version__
 
@@ -155,12 +164,14 @@ def _build_parser() -> _Parser:
     fit.add_argument(
         "--lbfgs-steps",
         type=_nonnegative_int,
-        help="L-BFGS steps on the physical parameters (0 skips them)",
+        help="L-BFGS steps on the physical parameters (0 skips them; "
+        f"default {_fit_default('lbfgs_steps')})",
     )
     fit.add_argument(
         "--iterations",
         type=_nonnegative_int,
-        help="Adam iterations on every parameter (0 skips them)",
+        help="Adam iterations on every parameter (0 skips them; "
+        f"default {_fit_default('iterations')})",
     )
     fit.add_argument(
         "--max-time",
@@ -169,10 +180,20 @@ def _build_parser() -> _Parser:
         help="stop training after this long",
     )
     fit.add_argument(
-        "--substeps", type=_positive_int, help="discrete-gradient steps per sample"
+        "--substeps",
+        type=_positive_int,
+        help=f"discrete-gradient steps per sample (default {_fit_default('substeps')})",
     )
-    fit.add_argument("--window", type=_positive_int, help="samples per window")
-    fit.add_argument("--batch-size", type=_positive_int, help="windows per iteration")
+    fit.add_argument(
+        "--window",
+        type=_positive_int,
+        help=f"samples per window (default {_fit_default('window')})",
+    )
+    fit.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help=f"windows per Adam iteration (default {_fit_default('batch_size')})",
+    )
     out = ident.add_argument_group("output")
     out.add_argument(
         "--out",
@@ -436,15 +457,12 @@ def _is_log(data: Any) -> bool:
 
 def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
     """Call :func:`phcontrol.identify` with a progress bar on stderr."""
-    import inspect
-
     from tqdm import tqdm
 
     from .identify import identify
 
-    defaults = inspect.signature(identify).parameters
     total = sum(
-        options.get(key, defaults[key].default) for key in ("lbfgs_steps", "iterations")
+        options.get(key, _fit_default(key)) for key in ("lbfgs_steps", "iterations")
     )
     show = not quiet and sys.stderr.isatty()
     with tqdm(
