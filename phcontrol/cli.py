@@ -464,9 +464,15 @@ def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
     total = sum(
         options.get(key, _fit_default(key)) for key in ("lbfgs_steps", "iterations")
     )
-    show = not quiet and sys.stderr.isatty()
+    # Off a terminal (a log file, CI) the bar is redrawn at most every 30 s,
+    # so a long fit still shows that it is alive without flooding the log.
     with tqdm(
-        total=total, desc="fitting", unit="it", file=sys.stderr, disable=not show
+        total=total,
+        desc="fitting",
+        unit="it",
+        file=sys.stderr,
+        disable=quiet,
+        mininterval=1.0 if sys.stderr.isatty() else 30.0,
     ) as bar:
 
         def progress(record: dict[str, Any]) -> None:
