@@ -261,9 +261,8 @@ def check_lti(
         ham = ht.hamiltonian_test(work)  # raises NotSupportedError with the reason
     ham_verdict = None if ham is None else ham.verdict
 
-    if method == "hamiltonian":
-        assert ham is not None
-        bands = tuple((to_freq(lo), to_freq(hi)) for lo, hi in ham.bands)
+    def from_hamiltonian(ham: ht.HamiltonianVerdict) -> PassivityResult:
+        """The Hamiltonian test's own verdict, in the caller's frequencies."""
         return PassivityResult(
             ham.verdict,  # type: ignore[arg-type]
             None,
@@ -272,7 +271,7 @@ def check_lti(
             "hamiltonian",
             None,
             ham.message,
-            bands=bands,
+            bands=tuple((to_freq(lo), to_freq(hi)) for lo, hi in ham.bands),
             witness_frequency=to_freq(ham.worst_frequency or 0.0)
             if ham.verdict == "not_passive"
             else None,
@@ -280,26 +279,17 @@ def check_lti(
             dt=sys.dt,
         )
 
+    if method == "hamiltonian":
+        assert ham is not None
+        return from_hamiltonian(ham)
+
     if method == "auto":
         found = _witness(work, sys)
         if found is not None:
             text, freq = found
             return _not_passive(sys, text, "witness", None, freq, ham_verdict)
         if ham is not None and ham.verdict == "not_passive":
-            bands = tuple((to_freq(lo), to_freq(hi)) for lo, hi in ham.bands)
-            return PassivityResult(
-                "not_passive",
-                None,
-                math.nan,
-                math.nan,
-                "hamiltonian",
-                None,
-                ham.message,
-                bands=bands,
-                witness_frequency=to_freq(ham.worst_frequency or 0.0),
-                hamiltonian_verdict=ham_verdict,
-                dt=sys.dt,
-            )
+            return from_hamiltonian(ham)
 
     if method in ("auto", "riccati") and _invertible_feedthrough(work):
         for P_bal in _kyp.riccati_candidates(work):
