@@ -124,7 +124,8 @@ class PortHamiltonian(AbstractModel):
         self.R = R
         self.G = G
         self.n_states = n
-        self.n_inputs = 0 if G is None else int(G.n_inputs)  # type: ignore[attr-defined]
+        n_inputs = 0 if G is None else G.n_inputs  # type: ignore[attr-defined]
+        self.n_inputs = int(n_inputs)
 
     def energy(self, x: Tensor) -> Tensor:
         """Return ``H(x)``, shape (batch,)."""

@@ -193,9 +193,9 @@ def simulate(
     >>> bool((rk4.energy - rk4.energy[:, :1]).abs().max() > 1e-8)
     True
     """
-    method = check_choice(method, "method", METHODS)  # type: ignore[assignment]
-    input_hold = check_choice(input_hold, "input_hold", ("zoh", "linear"))  # type: ignore[assignment]
-    gradient = check_choice(gradient, "gradient", ("ift", "unroll"))  # type: ignore[assignment]
+    check_choice(method, "method", METHODS)
+    check_choice(input_hold, "input_hold", ("zoh", "linear"))
+    check_choice(gradient, "gradient", ("ift", "unroll"))
     dt = check_positive(dt, "dt")
     if not isinstance(substeps, int) or substeps < 1:
         raise ValueError(f"`substeps` must be a positive integer; found {substeps!r}")

@@ -107,7 +107,8 @@ def _run(
     options: dict[str, Any],
 ) -> IntegratorRow:
     start = time.perf_counter()
-    traj = simulate(model, x0, u, dt, steps=steps, method=method, **options)  # type: ignore[arg-type]
+    run: Any = simulate  # `method` is a checked str here, not the Literal
+    traj = run(model, x0, u, dt, steps=steps, method=method, **options)
     seconds = time.perf_counter() - start
     assert traj.residual is not None and traj.energy is not None
     res = traj.residual.detach()
