@@ -560,41 +560,43 @@ def _fit_lbfgs(
 ) -> None:
     """Stage 1: L-BFGS on the physical parameters over fixed windows."""
     params = [p for n, p in fitted.named_parameters() if _is_physical(n)]
+    frozen = [p for n, p in fitted.named_parameters() if not _is_physical(n)]
     opt = torch.optim.LBFGS(
         params, lr=1.0, max_iter=10, history_size=20, line_search_fn="strong_wolfe"
     )
 
     def closure() -> Tensor:
-        opt.zero_grad(set_to_none=True)
-        x0 = fitted.encoder(windows[0], windows[1])
-        z_sim, _ = fitted.rollout(x0, windows[2])
-        loss = _output_error(z_sim, windows[3])
-        if not torch.isfinite(loss):
+        loss = _window_loss_grad(fitted, *windows)
+        if not math.isfinite(loss):
             # A diverging trial point: report it as very bad, with no slope,
             # so the line search steps back instead of failing.
-            return loss.new_tensor(_DIVERGED)
-        loss.backward()
+            loss = _DIVERGED
         for p in params:  # L-BFGS flattens gradients with view()
             if p.grad is not None:
                 p.grad = p.grad.contiguous()
-        return loss
+        return torch.tensor(loss)
 
-    for _ in range(steps):
-        try:
-            loss = float(opt.step(closure).detach())  # type: ignore[arg-type]
-        except (IndexError, RuntimeError) as err:  # a line search that broke down
-            fitted.load_state_dict(tracker.best_state)
-            logger.warning("L-BFGS stopped early (%s); kept the best model", err)
-            return
-        val_loss = _window_loss(fitted, *val_win)
-        if not math.isfinite(val_loss):
-            fitted.load_state_dict(tracker.best_state)
-            logger.warning("L-BFGS reached a diverging model; kept the best so far")
+    for p in frozen:  # no gradients for what this stage leaves alone
+        p.requires_grad_(False)
+    try:
+        for _ in range(steps):
+            try:
+                loss = float(opt.step(closure))  # type: ignore[arg-type]
+            except (IndexError, RuntimeError) as err:  # the line search broke down
+                fitted.load_state_dict(tracker.best_state)
+                logger.warning("L-BFGS stopped early (%s); kept the best model", err)
+                return
+            val_loss = _window_loss(fitted, *val_win)
             tracker.record("lbfgs", loss, val_loss)
-            return
-        tracker.record("lbfgs", loss, val_loss)
-        if time.perf_counter() > deadline:
-            return
+            if not math.isfinite(val_loss):
+                fitted.load_state_dict(tracker.best_state)
+                logger.warning("L-BFGS reached a diverging model; kept the best")
+                return
+            if time.perf_counter() > deadline:
+                return
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def _fit_adam(
