@@ -481,7 +481,7 @@ def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
                 bar.refresh()
                 return
             bar.update(1)
-            bar.set_description(f"fitting ({record.get('stage', '')})")
+            bar.set_description(f"fitting ({record.get('stage', '')})", refresh=False)
             shown = {"loss": f"{record.get('train_loss', math.nan):.3g}"}
             if "val_loss" in record:
                 shown["val"] = f"{record['val_loss']:.3g}"
