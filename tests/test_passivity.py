@@ -367,3 +367,89 @@ def test_certificate_round_trip_and_tampering(tmp_path):
     bad = verify_certificate(tmp_path / "c.json")
     assert bad.verdict == "undecided"
     assert any("SHA-256" in p for p in bad.problems)
+
+
+def _random_ph(rng, n, m):
+    """A random linear pH system with D = 0: passive with storage Q."""
+    X = rng.normal(size=(n, n))
+    L = rng.normal(size=(n, n)) / np.sqrt(n)
+    Y = rng.normal(size=(n, n)) / np.sqrt(n)
+    Q = Y @ Y.T + 0.5 * np.eye(n)
+    G = rng.normal(size=(n, m))
+    return (X - X.T - L @ L.T - 0.1 * np.eye(n)) @ Q, G, G.T @ Q, np.zeros((m, m))
+
+
+def test_reduced_lmi_is_the_kyp_block_on_the_affine_set():
+    # P = P0 + N X N^T satisfies P B U0 = C^T U0; in the basis (N, Qb, U1) the
+    # KYP block is [[A_r^T X + X A_r + Q_c, X B_r + S], [., -W_r]] and its
+    # rows along the ports U0 vanish.
+    from phcontrol.passivity._kyp import null_split, reduce_kyp
+    from phcontrol.passivity._lti import kyp_block
+
+    rng = np.random.default_rng(3)
+    A, B, C, _ = _random_ph(rng, 5, 3)
+    D = np.diag([0.0, 0.0, 1.0])  # D + D^T singular along two ports
+    sys = make_lti(A, B, C + D @ rng.normal(size=(3, 5)), D)
+    red = reduce_kyp(sys)
+    assert red.N.shape == (5, 3)
+    X = rng.normal(size=(3, 3))
+    X = X + X.T
+    P = red.storage(X)
+    _, _, U0 = null_split(2 * D, 1.0)
+    np.testing.assert_allclose(P @ sys.B @ U0, sys.C.T @ U0, rtol=0, atol=1e-12)
+    M, _ = kyp_block(sys, P)
+    top = np.hstack([red.A.T @ X + X @ red.A + red.Q, X @ red.B + red.S])
+    low = np.hstack([(X @ red.B + red.S).T, -red.W])
+    np.testing.assert_allclose(
+        red.basis.T @ M @ red.basis, np.vstack([top, low]), rtol=0, atol=1e-10
+    )
+    ports = np.vstack([np.zeros((5, 2)), U0])
+    np.testing.assert_allclose(M @ ports, 0.0, rtol=0, atol=1e-12)
+    full = np.hstack([red.basis, ports])
+    np.testing.assert_allclose(full.T @ full, np.eye(8), rtol=0, atol=1e-12)
+
+
+def test_riccati_shortcut_certifies_systems_without_feedthrough():
+    # D = 0: P B = C^T is eliminated and the reduced Riccati equation gives P.
+    rng = np.random.default_rng(5)
+    sys = _random_ph(rng, 8, 2)
+    res = phc.check_passivity(sys)
+    assert res.verdict == "passive" and res.method == "riccati", res.message
+    assert recheck_P(sys, res.P)
+    np.testing.assert_allclose(res.P @ sys[1], sys[2].T, rtol=0, atol=1e-9)
+    assert phc.check_passivity(sys, method="lmi").verdict == "passive"
+
+
+def test_clarabel_solves_the_lmi_without_feedthrough_itself():
+    # With the equality eliminated Clarabel no longer stops on a numerical
+    # error (it used to, and SCS took over).
+    from phcontrol.passivity._kyp import solve_lmi
+    from phcontrol.passivity._lti import balance, recheck
+
+    bal, _ = balance(make_lti(*_random_ph(np.random.default_rng(6), 6, 2)))
+    sol = solve_lmi(bal, solver="CLARABEL")
+    assert (sol.solver, sol.status) == ("CLARABEL", "optimal")
+    assert recheck(bal, sol.P, TOL).ok
+
+
+def test_second_markov_parameter_refutes_without_feedthrough():
+    # (s + 5)/(s + 1)^2 = 1/s + 3/s^2 + ...: C B = 1 but C A B = 3 > 0, and
+    # every storage has B^T (A^T P + P A) B = 2 C A B; Re G(jw) < 0 for
+    # w^2 > 5/3.
+    res = phc.check_passivity(tf([1, 5], [1, 2, 1]))
+    assert res.verdict == "not_passive" and res.method == "witness"
+    assert "C A B" in res.message
+
+
+def test_frequency_sweep_refutes_before_any_sdp():
+    # (s^2 + s + 4)/(s + 1)^3: C B = 1, C A B = -2 < 0, so no cheap witness
+    # and no Riccati storage passes the re-check; Re G(j) = -1/2.
+    res = phc.check_passivity(tf([1, 1, 4], [1, 3, 3, 1]))
+    assert res.verdict == "not_passive" and res.solver_status is None
+    assert res.witness_frequency == pytest.approx(1.0, rel=0.05)
+
+
+def test_riccati_method_refuses_a_singular_fixed_block():
+    # s/(s^2 + 1): C A B = 0, so -W_r = 0 and the Riccati equation is void.
+    with pytest.raises(NotSupportedError, match="Riccati shortcut does not apply"):
+        phc.check_passivity(tf([1, 0], [1, 0, 1]), method="riccati")

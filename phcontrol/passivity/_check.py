@@ -139,8 +139,11 @@ def check_passivity(
     dt : float, optional
         Time base for a tuple: 0 continuous (default), else the sample time.
     method : {"auto", "lmi", "riccati", "hamiltonian"}, default "auto"
-        ``auto`` tries the witnesses, the Hamiltonian test and the Riccati
-        shortcut before the LMI; the others run one method alone.
+        ``auto`` tries the witnesses, the Hamiltonian test, the Riccati
+        shortcut and a frequency sweep before the LMI; the others run one
+        method alone. The Riccati shortcut also covers ``D + D^T`` singular
+        (``D = 0``): there ``P B = C^T`` on the null space is eliminated
+        first.
     solver : str, optional
         CVXPY solver for the LMI (default Clarabel; SCS on request).
     tol : float, default 1e-7
@@ -175,7 +178,7 @@ def check_passivity(
     >>> import control
     >>> res = check_passivity(control.tf([1], [1, 1]))     # 1/(s + 1)
     >>> res.verdict, res.method
-    ('passive', 'lmi')
+    ('passive', 'riccati')
     >>> check_passivity(control.tf([1, -1], [1, 2])).verdict  # (s - 1)/(s + 2)
     'not_passive'
     """
@@ -291,8 +294,13 @@ def check_lti(
         if ham is not None and ham.verdict == "not_passive":
             return from_hamiltonian(ham)
 
-    if method in ("auto", "riccati") and _invertible_feedthrough(work):
-        for P_bal in _kyp.riccati_candidates(work):
+    if method in ("auto", "riccati"):
+        candidates, reason = _kyp.riccati_candidates(work)
+        if reason is not None and method == "riccati":
+            raise NotSupportedError(
+                f"the Riccati shortcut does not apply: {reason}; use method='lmi'"
+            )
+        for P_bal in candidates:
             res, _ = passive(P_bal, "riccati", None, "Riccati storage")
             if res is not None:
                 return _with_ham(res, ham_verdict)
@@ -300,10 +308,11 @@ def check_lti(
             return _undecided(
                 sys, "no Riccati storage passed the re-check", "riccati", None
             )
-    elif method == "riccati":
-        raise NotSupportedError(
-            "the Riccati shortcut needs D + D^T positive definite; use method='lmi'"
-        )
+    if method == "auto":
+        # A frequency where G + G^H is negative settles it before any SDP.
+        found = _sweep_witness(work, sys, scaling.time)
+        if found is not None:
+            return _not_passive(sys, found[0], "witness", None, found[1], ham_verdict)
 
     sol = _kyp.solve_lmi(work, solver=solver, max_seconds=max_seconds)
     lmi_note = f"LMI ({sol.solver}, {sol.status}, {sol.seconds:.2g} s)"
@@ -315,10 +324,6 @@ def check_lti(
             f"; its P failed the re-check (margin_P {rc.margin_P:.2g}, "
             f"margin_lmi {rc.margin_lmi:.2g})"
         )
-    if method == "auto":
-        found = _sweep_witness(work, sys, scaling.time)
-        if found is not None:
-            return _not_passive(sys, found[0], "witness", sol.status, found[1], None)
     ref = _kyp.refute_lmi(work, solver=solver, max_seconds=max_seconds, tol=tol)
     if ref.Z is not None:
         return _not_passive(sys, ref.message, "farkas", ref.status, None, ham_verdict)
@@ -338,12 +343,6 @@ def _with_ham(res: PassivityResult, ham_verdict: str | None) -> PassivityResult:
     return replace(res, hamiltonian_verdict=ham_verdict)
 
 
-def _invertible_feedthrough(sys: LTI) -> bool:
-    W = sys.D + sys.D.T
-    scale = _norm2(W) + _norm2(sys.C) * _norm2(sys.B)
-    return bool(np.linalg.eigvalsh(W)[0] > 1e-8 * scale)
-
-
 def _witness(work: LTI, sys: LTI) -> tuple[str, float | None] | None:
     """Cheap refutations on the continuous-time image ``work``."""
     W = work.D + work.D.T
@@ -357,7 +356,11 @@ def _witness(work: LTI, sys: LTI) -> tuple[str, float | None] | None:
             "(the feedthrough term)",
             freq,
         )
-    text = _kyp.modal_witness(work) or _kyp.first_markov_witness(work)
+    text = (
+        _kyp.modal_witness(work)
+        or _kyp.first_markov_witness(work)
+        or _kyp.fixed_block_witness(work)
+    )
     if text is not None:
         return text, None
     return None

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SolverError
-from ._lti import EPS, LTI, _norm2
+from ._lti import EPS, LTI, _norm2, kyp_block
 
 __all__: list[str] = []
 
@@ -124,34 +124,157 @@ def modal_witness(sys: LTI) -> str | None:
     return None
 
 
-def riccati_candidates(sys: LTI) -> list[np.ndarray]:
-    r"""Storages from the positive-real Riccati equation (``D + D^T`` invertible).
+@dataclass(frozen=True)
+class ReducedKYP:
+    r"""The KYP LMI with the equality ``P B U_0 = C^\top U_0`` eliminated.
 
-    Solves :math:`A^\top P + PA + (PB - C^\top) W^{-1} (B^\top P - C) = 0`
-    for its two extreme solutions (stabilising and anti-stabilising); their
-    mean is an interior point of the LMI when they differ. Returns the
-    candidates that came out finite, most interior first.
+    Every symmetric ``P`` with ``P B U_0 = C^T U_0`` is ``P0 + N X N^T`` for
+    a symmetric ``X`` of size ``n - r`` (``r`` the rank of ``B U_0``; ``N``
+    an orthonormal basis of the null space of ``(B U_0)^T``), and in the
+    basis ``(N, Q_b, U_1)`` of states and ports the KYP block is
+
+    .. math:: \begin{bmatrix} A_r^\top X + X A_r + Q_c & X B_r + S \\
+       B_r^\top X + S^\top & -W_r \end{bmatrix} \preceq 0 ,
+
+    the directions ``U_0`` dropping out (their rows vanish). ``W_r`` does not
+    depend on ``X``: it is fixed by the equality alone. ``basis`` holds the
+    columns ``(N, Q_b, U_1)`` as vectors of (state, port) space.
+    """
+
+    P0: np.ndarray
+    N: np.ndarray
+    basis: np.ndarray
+    A: np.ndarray
+    B: np.ndarray
+    Q: np.ndarray
+    S: np.ndarray
+    W: np.ndarray
+    scale: float
+
+    def storage(self, X: np.ndarray) -> np.ndarray:
+        """Return ``P0 + N X N^T`` (symmetric)."""
+        P = self.P0 + self.N @ (0.5 * (X + X.T)) @ self.N.T
+        return 0.5 * (P + P.T)
+
+
+def reduce_kyp(sys: LTI) -> ReducedKYP | None:
+    """Eliminate ``P B U0 = C^T U0`` from the LMI of ``sys`` (continuous time).
+
+    Returns None when ``B U0`` is rank deficient: then the equality does not
+    fix ``P`` on a subspace and the full LMI is solved instead.
+    """
+    n, m = sys.n_states, sys.n_inputs
+    A, B, C = sys.A, sys.B, sys.C
+    W = sys.D + sys.D.T
+    _, U1, U0 = null_split(W, _norm2(C) * _norm2(B))
+    r = U0.shape[1]
+    if r:
+        B0 = B @ U0
+        if r > n:
+            return None
+        basis, R = np.linalg.qr(B0, mode="complete")
+        Rb = R[:r]
+        diag = np.abs(np.diag(Rb))
+        if diag.min() <= 1e3 * EPS * r * max(_norm2(B0), 1e-300):
+            return None
+        Qb, N = basis[:, :r], basis[:, r:]
+        # P Qb = C^T U0 Rb^{-1} for every feasible P.
+        F = np.linalg.solve(Rb.T, (C.T @ U0).T).T
+        P11 = Qb.T @ F
+        P11 = 0.5 * (P11 + P11.T)
+        P21 = N.T @ F
+        cross = N @ P21 @ Qb.T
+        P0 = Qb @ P11 @ Qb.T + cross + cross.T
+        P0 = 0.5 * (P0 + P0.T)
+    else:
+        Qb, N = np.zeros((n, 0)), np.eye(n)
+        P0 = np.zeros((n, n))
+    M0, scale = kyp_block(sys, P0)
+    free = np.vstack([N, np.zeros((m, n - r))])
+    fixed = np.block(
+        [[Qb, np.zeros((n, U1.shape[1]))], [np.zeros((m, r)), U1]]
+    )
+    Mf = M0 @ fixed
+    Wr = -(fixed.T @ Mf)
+    return ReducedKYP(
+        P0=P0,
+        N=N,
+        basis=np.hstack([free, fixed]),
+        A=N.T @ A @ N,
+        B=N.T @ np.hstack([A @ Qb, B @ U1]),
+        Q=free.T @ M0 @ free,
+        S=free.T @ Mf,
+        W=0.5 * (Wr + Wr.T),
+        scale=scale + 2.0 * _norm2(A) * _norm2(P0),
+    )
+
+
+def fixed_block_witness(sys: LTI) -> str | None:
+    """Refute passivity when the part of ``M(P)`` fixed by the equality is not <= 0.
+
+    With ``D = 0`` that part is ``C A B + (C A B)^T`` (in the coordinates of
+    ``B``): every storage has ``B^T (A^T P + P A) B = C A B + (C A B)^T``.
+    """
+    red = reduce_kyp(sys)
+    if red is None or red.W.shape[0] == 0:
+        return None
+    lam = float(np.linalg.eigvalsh(red.W)[0])
+    if lam < -1e-9 * max(red.scale, 1e-300):
+        return (
+            "the part of the KYP block that P B U0 = C^T U0 fixes (with D = 0: "
+            f"C A B + (C A B)^T up to a congruence) has the positive eigenvalue "
+            f"{-lam:.3g}; no storage makes the block negative semidefinite"
+        )
+    return None
+
+
+def riccati_candidates(sys: LTI) -> tuple[list[np.ndarray], str | None]:
+    r"""Storages from the Riccati equation of the reduced LMI.
+
+    With the equality eliminated (:func:`reduce_kyp`) and ``W_r`` positive
+    definite, the extreme solutions of
+
+    .. math:: A_r^\top X + X A_r + Q_c + (X B_r + S) W_r^{-1}
+       (B_r^\top X + S^\top) = 0
+
+    (stabilising and anti-stabilising) bound every solution of the LMI; their
+    mean is an interior point when they differ. For ``D + D^T`` invertible
+    this is the positive-real Riccati equation itself; when the equality
+    fixes ``P`` entirely (``X`` of size 0) the one candidate is ``P0``.
+    Returns the storages ``P0 + N X N^T`` that came out finite, most
+    interior first, and the reason when the shortcut does not apply.
     """
     import scipy.linalg
 
-    W = sys.D + sys.D.T
-    n = sys.n_states
+    red = reduce_kyp(sys)
+    if red is None:
+        return [], "B U0 is rank deficient, so P B U0 = C^T U0 cannot be eliminated"
+    k = red.N.shape[1]
+    if k == 0:
+        return [red.P0], None
+    lam_W = np.linalg.eigvalsh(red.W) if red.W.size else np.array([math.inf])
+    if lam_W[0] <= 1e-8 * max(red.scale, 1e-300):
+        return [], (
+            "the part -W_r of the KYP block that P B U0 = C^T U0 fixes is not "
+            "negative definite (with D = 0 it is C A B + (C A B)^T up to a "
+            "congruence)"
+        )
     found: list[np.ndarray] = []
     for sign in (1.0, -1.0):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                X = scipy.linalg.solve_continuous_are(
-                    sign * sys.A, sys.B, np.zeros((n, n)), W, s=sign * sys.C.T
+                Y = scipy.linalg.solve_continuous_are(
+                    sign * red.A, red.B, -red.Q, red.W, s=-sign * red.S
                 )
         except (np.linalg.LinAlgError, ValueError):
             continue
-        P = -sign * X
-        if np.all(np.isfinite(P)):
-            found.append(0.5 * (P + P.T))
+        X = -sign * Y
+        if np.all(np.isfinite(X)):
+            found.append(0.5 * (X + X.T))
     if len(found) == 2:
         found.insert(0, 0.5 * (found[0] + found[1]))
-    return found
+    return [red.storage(X) for X in found], None
 
 
 def polish(sys: LTI, P: np.ndarray) -> np.ndarray:
@@ -182,12 +305,17 @@ def _solve(problem, solver: str, max_seconds: float | None) -> str:  # noqa: ANN
 
     Raises SolverError only when both fail.
     """
+    return _solve_named(problem, solver, max_seconds)[0]
+
+
+def _solve_named(problem, solver: str, max_seconds: float | None) -> tuple[str, str]:  # noqa: ANN001
+    """Like :func:`_solve`; also return the name of the solver that answered."""
     try:
-        return _solve_once(problem, solver, max_seconds)
+        return _solve_once(problem, solver, max_seconds), solver
     except SolverError as first:
         other = "SCS" if solver == "CLARABEL" else "CLARABEL"
         logger.info("%s; retrying with %s", first, other)
-        return _solve_once(problem, other, max_seconds)
+        return _solve_once(problem, other, max_seconds), other
 
 
 def _solve_once(problem, solver: str, max_seconds: float | None) -> str:  # noqa: ANN001
@@ -220,46 +348,55 @@ def solve_lmi(
     Minimises ``t`` subject to ``M_r(P) <= t I`` (the block reduced to the
     range of ``D + D^T``), ``P B U0 = C^T U0``, ``P >= 0``, ``t >= -1`` and
     ``trace(P) <= 1e4 n`` (the system is balanced, so a storage of norm far
-    above 1 is not expected).
+    above 1 is not expected). Where :func:`reduce_kyp` applies, the equality
+    is eliminated: the variable is ``X`` in ``P = P0 + N X N^T`` and the
+    problem has no equality constraint.
     """
     import cvxpy as cp
 
-    n, m = sys.n_states, sys.n_inputs
+    n = sys.n_states
     name = pick_solver(n, solver)
-    A, B, C = sys.A, sys.B, sys.C
-    W = sys.D + sys.D.T
-    w1, U1, U0 = null_split(W, _norm2(C) * _norm2(B))
-    k = U1.shape[1]
-    P = cp.Variable((n, n), symmetric=True)
+    red = reduce_kyp(sys)
     t = cp.Variable()
-    M11 = A.T @ P + P @ A
-    blocks = M11
-    if k:
-        M12 = (P @ B - C.T) @ U1
-        blocks = cp.bmat([[M11, M12], [M12.T, -np.diag(w1)]])
-    size = n + k
+    if red is not None and red.N.shape[1]:
+        k = red.N.shape[1]
+        X = cp.Variable((k, k), symmetric=True)
+        M11 = red.A.T @ X + X @ red.A + red.Q
+        M12 = X @ red.B + red.S
+        blocks = cp.bmat([[M11, M12], [M12.T, -red.W]])
+        P = red.P0 + red.N @ X @ red.N.T
+        trace_P = float(np.trace(red.P0)) + cp.trace(X)
+        equalities = []
+    else:
+        A, B, C = sys.A, sys.B, sys.C
+        w1, U1, U0 = null_split(sys.D + sys.D.T, _norm2(C) * _norm2(B))
+        X = P = cp.Variable((n, n), symmetric=True)
+        blocks = A.T @ P + P @ A
+        if U1.shape[1]:
+            M12 = (P @ B - C.T) @ U1
+            blocks = cp.bmat([[blocks, M12], [M12.T, -np.diag(w1)]])
+        trace_P = cp.trace(P)
+        equalities = [P @ (B @ U0) == C.T @ U0] if U0.shape[1] else []
+    size = blocks.shape[0]
     constraints = [
         0.5 * (blocks + blocks.T) << t * np.eye(size),
-        P >> 0,
+        0.5 * (P + P.T) >> 0,
         t >= -1.0,
-        cp.trace(P) <= 1e4 * max(n, 1),
+        trace_P <= 1e4 * max(n, 1),
+        *equalities,
     ]
-    if U0.shape[1]:
-        constraints.append(P @ (B @ U0) == C.T @ U0)
     problem = cp.Problem(cp.Minimize(t), constraints)
     start = time.perf_counter()
     try:
-        status = _solve(problem, name, max_seconds)
+        status, name = _solve_named(problem, name, max_seconds)
     except SolverError as err:
         return LMISolution(None, f"solver_error: {err}", math.nan, name, 0.0)
     seconds = time.perf_counter() - start
-    value = P.value
-    if value is None or status not in ("optimal", "optimal_inaccurate"):
+    if X.value is None or status not in ("optimal", "optimal_inaccurate"):
         return LMISolution(None, status, math.nan, name, seconds)
-    del m
-    return LMISolution(
-        polish(sys, np.asarray(value)), status, float(t.value), name, seconds
-    )
+    value = np.asarray(X.value)
+    P_value = red.storage(value) if X is not P and red is not None else value
+    return LMISolution(polish(sys, P_value), status, float(t.value), name, seconds)
 
 
 @dataclass(frozen=True)
