@@ -9,8 +9,10 @@ Everything here works on a continuous-time system ``(A, B, C, D)``
    B^\top P - C & -(D + D^\top) \end{bmatrix} \preceq 0 .
 
 Where ``W = D + D^T`` is singular its null space ``U_0`` forces
-``P B U_0 = C^T U_0``; the LMI is solved on the range of ``W`` with that
-equality. A refutation is a matrix ``Z \succeq 0`` with
+``P B U_0 = C^T U_0``. That equality is eliminated (:func:`reduce_kyp`):
+``P = P0 + N X N^T`` turns the LMI into a smaller KYP inequality in ``X``,
+solved by a Riccati equation where its fixed block allows and by an SDP
+otherwise. A refutation is a matrix ``Z \succeq 0`` with
 ``A Z_{11} + Z_{11} A^T + B Z_{21} + Z_{12} B^T \succeq 0`` and
 ``<M(0), Z> > 0`` (Farkas): then ``<M(P), Z> > 0`` for every ``P \succeq 0``.
 """
@@ -191,9 +193,7 @@ def reduce_kyp(sys: LTI) -> ReducedKYP | None:
         P0 = np.zeros((n, n))
     M0, scale = kyp_block(sys, P0)
     free = np.vstack([N, np.zeros((m, n - r))])
-    fixed = np.block(
-        [[Qb, np.zeros((n, U1.shape[1]))], [np.zeros((m, r)), U1]]
-    )
+    fixed = np.block([[Qb, np.zeros((n, U1.shape[1]))], [np.zeros((m, r)), U1]])
     Mf = M0 @ fixed
     Wr = -(fixed.T @ Mf)
     return ReducedKYP(
@@ -308,7 +308,11 @@ def _solve(problem, solver: str, max_seconds: float | None) -> str:  # noqa: ANN
     return _solve_named(problem, solver, max_seconds)[0]
 
 
-def _solve_named(problem, solver: str, max_seconds: float | None) -> tuple[str, str]:  # noqa: ANN001
+def _solve_named(
+    problem,  # noqa: ANN001
+    solver: str,
+    max_seconds: float | None,
+) -> tuple[str, str]:
     """Like :func:`_solve`; also return the name of the solver that answered."""
     try:
         return _solve_once(problem, solver, max_seconds), solver
