@@ -300,10 +300,13 @@ def check_lti(
             raise NotSupportedError(
                 f"the Riccati shortcut does not apply: {reason}; use method='lmi'"
             )
-        for P_bal in candidates:
+        best: PassivityResult | None = None
+        for P_bal in candidates:  # keep the one with the widest re-checked margin
             res, _ = passive(P_bal, "riccati", None, "Riccati storage")
-            if res is not None:
-                return _with_ham(res, ham_verdict)
+            if res is not None and (best is None or res.margin > best.margin):
+                best = res
+        if best is not None:
+            return _with_ham(best, ham_verdict)
         if method == "riccati":
             return _undecided(
                 sys, "no Riccati storage passed the re-check", "riccati", None
