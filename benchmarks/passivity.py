@@ -14,17 +14,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 
-import numpy as np
+# One BLAS thread: on two shared cores a second OpenBLAS thread spins against
+# other work and made a 0.1 s check take 3.5 s. Set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import phcontrol as phc
-from phcontrol.passivity._check import RECHECK_TOL
-from phcontrol.passivity._kyp import solve_lmi
-from phcontrol.passivity._lti import balance, make_lti, recheck
+import numpy as np  # noqa: E402
+
+import phcontrol as phc  # noqa: E402
+from phcontrol.passivity._check import RECHECK_TOL  # noqa: E402
+from phcontrol.passivity._kyp import solve_lmi  # noqa: E402
+from phcontrol.passivity._lti import balance, make_lti, recheck  # noqa: E402
 
 
 def random_passive(n: int, m: int, seed: int, feedthrough: bool) -> tuple:
