@@ -8,8 +8,10 @@ The verdict rule (see the design notes):
 * ``not_passive`` only with a witness: ``D + D^T`` (at infinite frequency,
   or the Nyquist frequency in discrete time) with a negative eigenvalue, an
   unstable mode seen by the output, a violated first Markov parameter, a
-  frequency where ``lambda_min(G + G^H)`` is below zero by more than its
-  rounding bound, or a re-checked Farkas certificate;
+  positive eigenvalue in the part of the KYP block that ``P B U0 = C^T U0``
+  fixes (``C A B + (C A B)^T`` for ``D = 0``), a frequency where
+  ``lambda_min(G + G^H)`` is below zero by more than its rounding bound, or
+  a re-checked Farkas certificate;
 * ``undecided`` otherwise.
 
 Margins are relative and computed on the balanced system:
