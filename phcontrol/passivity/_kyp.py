@@ -35,13 +35,14 @@ __all__: list[str] = []
 logger = logging.getLogger(__name__)
 
 # Solver choice, measured on the SDP of solve_lmi (equality eliminated) for
-# random passive systems with m = 2 on 2 shared cores: n = 20, Clarabel 0.45 s
-# (D = I) and 1.5 s (D = 0), SCS 0.75 s and 22 s; n = 50, Clarabel 41 s
-# (D = I) and 105 s (D = 0), SCS 265 s (D = I). The claim that SCS is much
-# faster above ~20 states did not hold, and its looser accuracy fails the
-# re-check more often, so Clarabel is the default at every size; SCS is used
-# only on request or when Clarabel fails. Random systems rarely reach the SDP
-# at all: the Riccati shortcut takes them.
+# random passive systems with m = 2 on 2 shared cores (docs/benchmarks.md):
+# n = 20, Clarabel 0.5 s (D = I) and 1.4 s (D = 0), SCS 0.7 s and 11 s;
+# n = 50, Clarabel 45 s (D = I), SCS stopped "optimal_inaccurate" at its
+# 150 s limit. The claim that SCS is much faster above ~20 states did not
+# hold, and its looser accuracy fails the re-check more often, so Clarabel is
+# the default at every size; SCS is used only on request or when Clarabel
+# fails. Random systems rarely reach the SDP at all: the Riccati shortcut
+# takes them.
 SCS_FROM_STATES = 10**9
 
 
