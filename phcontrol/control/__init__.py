@@ -7,6 +7,13 @@ Every controller is a callable ``u(t, x)`` designed on a pH model;
 
 from ._base import AbstractController as AbstractController
 from ._base import ClosedLoopForm as ClosedLoopForm
+from .certificates import Check as Check
+from .certificates import ClosedLoopCertificate as ClosedLoopCertificate
+from .certificates import certify_closed_loop as certify_closed_loop
+from .certificates import lyapunov_lmi as lyapunov_lmi
+from .certificates import (
+    verify_closed_loop_certificate as verify_closed_loop_certificate,
+)
 from .closed_loop import ClosedLoop as ClosedLoop
 from .closed_loop import closed_loop as closed_loop
 from .damping import DampingInjection as DampingInjection
@@ -28,7 +35,9 @@ from .pi_pbc import PIPBC as PIPBC
 __all__ = [
     "AbstractController",
     "CartPolePumping",
+    "Check",
     "ClosedLoop",
+    "ClosedLoopCertificate",
     "ClosedLoopForm",
     "DampingInjection",
     "EnergyPumping",
@@ -42,7 +51,10 @@ __all__ = [
     "SwingUp",
     "TargetPotential",
     "WheelPendulumTarget",
+    "certify_closed_loop",
     "closed_loop",
     "fit_target_energy",
+    "lyapunov_lmi",
+    "verify_closed_loop_certificate",
     "wheel_pendulum_ida_pbc",
 ]
