@@ -30,7 +30,15 @@ from .ida_pbc import MatchingFit as MatchingFit
 from .ida_pbc import WheelPendulumTarget as WheelPendulumTarget
 from .ida_pbc import fit_target_energy as fit_target_energy
 from .ida_pbc import wheel_pendulum_ida_pbc as wheel_pendulum_ida_pbc
+from .identification import MechanicalFit as MechanicalFit
+from .identification import fit_pendulum as fit_pendulum
+from .identification import fit_two_link_arm as fit_two_link_arm
+from .identification import record_motion as record_motion
+from .metrics import RegulationMetrics as RegulationMetrics
+from .metrics import regulation_metrics as regulation_metrics
 from .pi_pbc import PIPBC as PIPBC
+from .synthesis import GainSynthesis as GainSynthesis
+from .synthesis import synthesize_shaping_gains as synthesize_shaping_gains
 
 __all__ = [
     "AbstractController",
@@ -42,19 +50,27 @@ __all__ = [
     "DampingInjection",
     "EnergyPumping",
     "EnergyShaping",
+    "GainSynthesis",
     "IDAPBC",
     "LQR",
     "MatchingFit",
+    "MechanicalFit",
     "PIPBC",
     "PumpedEnergy",
+    "RegulationMetrics",
     "ShapedEnergy",
     "SwingUp",
     "TargetPotential",
     "WheelPendulumTarget",
     "certify_closed_loop",
     "closed_loop",
+    "fit_pendulum",
     "fit_target_energy",
+    "fit_two_link_arm",
     "lyapunov_lmi",
+    "record_motion",
+    "regulation_metrics",
+    "synthesize_shaping_gains",
     "verify_closed_loop_certificate",
     "wheel_pendulum_ida_pbc",
 ]

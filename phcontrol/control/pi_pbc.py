@@ -81,7 +81,10 @@ class PIPBC(AbstractController):
     --------
     >>> import torch
     >>> import phcontrol as phc
-    >>> plant = phc.plants.boost_converter().double()
+    >>> old = torch.get_default_dtype()
+    >>> torch.set_default_dtype(torch.float64)  # build the plant in float64
+    >>> plant = phc.plants.boost_converter()
+    >>> torch.set_default_dtype(old)
     >>> x_star, u_star = phc.plants.boost_equilibrium(plant, 24.0, 12.0)
     >>> ctrl = PIPBC(plant, x_star, u_star, proportional=0.2, integral=50.0)
     >>> x = torch.cat([x_star, torch.zeros(1, dtype=torch.float64)])[None]
