@@ -279,9 +279,7 @@ class WheelPendulumEnergy(AbstractRigidEnergy):
         self.n_dof = 2
         self.n_states = 4
         dtype = torch.get_default_dtype()
-        self.register_buffer(
-            "M", torch.tensor([[ip + iw, iw], [iw, iw]], dtype=dtype)
-        )
+        self.register_buffer("M", torch.tensor([[ip + iw, iw], [iw, iw]], dtype=dtype))
         self.register_buffer("k", torch.tensor(k, dtype=dtype))
 
     def mass(self, q: Tensor) -> Tensor:

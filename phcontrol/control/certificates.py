@@ -234,9 +234,11 @@ def _eig_check(
     if low < -tol:
         return Check(name, "fail", low, f"eigenvalue {low:.4g} < 0 {where}")
     return Check(
-        name, "undecided", low, f"smallest eigenvalue {low:.3g} is within {tol:.2g} "
-        f"of zero {where}",
-    )  # fmt: skip
+        name,
+        "undecided",
+        low,
+        f"smallest eigenvalue {low:.3g} is within {tol:.2g} of zero {where}",
+    )
 
 
 def certify_closed_loop(
@@ -290,7 +292,8 @@ def certify_closed_loop(
     """
     if not isinstance(loop, ClosedLoop):
         raise TypeError(
-            f"`loop` must be a ClosedLoop from closed_loop(); found {type(loop).__name__}"
+            "`loop` must be a ClosedLoop from closed_loop(); found "
+            f"{type(loop).__name__}"
         )
     if not (decay_rate >= 0 and math.isfinite(decay_rate)):
         raise ValueError(f"`decay_rate` must be >= 0 and finite; found {decay_rate!r}")
@@ -332,14 +335,20 @@ def certify_closed_loop(
         worst = int(lam.min(axis=1).argmin())
         at = "at x*" if worst == 0 else f"at sampled state {pts[worst].tolist()}"
         c = _eig_check(
-            "R_d_psd", lam.min(axis=1), float(R.abs().max()) + 1.0, False,
+            "R_d_psd",
+            lam.min(axis=1),
+            float(R.abs().max()) + 1.0,
+            False,
             f"(x* and {n_samples} seeded states; worst {at})",
-        )  # fmt: skip
+        )
         checks.append(c)
         matrices["R_d_at_target"] = R[0].numpy().tolist()
-        hess = torch.autograd.functional.jacobian(
-            lambda x: loop.H.grad(x[None])[0], xs
-        ).detach().double().numpy()
+        hess = (
+            torch.autograd.functional.jacobian(lambda x: loop.H.grad(x[None])[0], xs)
+            .detach()
+            .double()
+            .numpy()
+        )
         hess = 0.5 * (hess + hess.T)
         with torch.no_grad():
             g = loop.H.grad(xs[None])[0].double().numpy()
@@ -372,12 +381,16 @@ def certify_closed_loop(
         "controller": loop.controller.to_dict(),
         "x_star": xs.tolist(),
         "decay_rate": float(decay_rate),
-        "settings": {"n_samples": n_samples, "box": box, "seed": seed,
-                     "solver": solver},
+        "settings": {
+            "n_samples": n_samples,
+            "box": box,
+            "seed": seed,
+            "solver": solver,
+        },
         "checks": [c.__dict__ for c in checks],
         "matrices": matrices,
         "seconds": seconds,
-    }  # fmt: skip
+    }
     logger.info("closed-loop certificate: %s in %.3g s", verdict, seconds)
     return ClosedLoopCertificate(verdict, tuple(checks), doc)
 
@@ -443,36 +456,67 @@ def verify_closed_loop_certificate(
         dtype = plant_dtype(loop.plant)
         xs = torch.as_tensor(doc["x_star"], dtype=dtype)
         zero_u = torch.zeros(1, loop.n_inputs, dtype=dtype)
-        A_new = torch.autograd.functional.jacobian(
-            lambda x: loop.vector_field(x[None], zero_u)[0], xs
-        ).detach().double().numpy()
+        A_new = (
+            torch.autograd.functional.jacobian(
+                lambda x: loop.vector_field(x[None], zero_u)[0], xs
+            )
+            .detach()
+            .double()
+            .numpy()
+        )
         gap = float(np.abs(A_new - A).max())
         if gap > 1e-9 * (1.0 + float(np.abs(A).max())):
-            problems.append(f"the loop's linearisation differs from the stored A by {gap:.3g}")
+            problems.append(
+                f"the loop's linearisation differs from the stored A by {gap:.3g}"
+            )
         A = A_new
     alpha = float(doc["decay_rate"])
     stored = {c["name"]: c for c in doc["checks"]}
     checks: list[Check] = []
     eq = stored.get("equilibrium", {})
-    checks.append(Check("equilibrium", eq.get("status", "undecided"),
-                        eq.get("margin"), eq.get("message", "")))  # fmt: skip
+    checks.append(
+        Check(
+            "equilibrium",
+            eq.get("status", "undecided"),
+            eq.get("margin"),
+            eq.get("message", ""),
+        )
+    )
     if mats.get("R_d_at_target") is not None:
         R = np.asarray(mats["R_d_at_target"], dtype=float)
-        c = _eig_check("R_d_psd", np.linalg.eigvalsh(0.5 * (R + R.T)),
-                       float(np.abs(R).max()) + 1.0, False, "at x* (stored R_d)")  # fmt: skip
+        c = _eig_check(
+            "R_d_psd",
+            np.linalg.eigvalsh(0.5 * (R + R.T)),
+            float(np.abs(R).max()) + 1.0,
+            False,
+            "at x* (stored R_d)",
+        )
         if stored.get("R_d_psd", {}).get("status") == "fail":
-            c = Check("R_d_psd", "fail", stored["R_d_psd"]["margin"],
-                      stored["R_d_psd"]["message"])  # fmt: skip
+            c = Check(
+                "R_d_psd",
+                "fail",
+                stored["R_d_psd"]["margin"],
+                stored["R_d_psd"]["message"],
+            )
         checks.append(c)
     else:
         checks.append(Check("R_d_psd", "not_applicable", None, "no pH form"))
     if mats.get("hessian") is not None:
         Hs = np.asarray(mats["hessian"], dtype=float)
-        c = _eig_check("hessian_pd", np.linalg.eigvalsh(0.5 * (Hs + Hs.T)),
-                       float(np.linalg.norm(Hs, 2)), True, "at x* (stored Hessian)")  # fmt: skip
+        c = _eig_check(
+            "hessian_pd",
+            np.linalg.eigvalsh(0.5 * (Hs + Hs.T)),
+            float(np.linalg.norm(Hs, 2)),
+            True,
+            "at x* (stored Hessian)",
+        )
         if stored.get("hessian_pd", {}).get("status") == "fail":
-            c = Check("hessian_pd", "fail", stored["hessian_pd"]["margin"],
-                      stored["hessian_pd"]["message"])  # fmt: skip
+            c = Check(
+                "hessian_pd",
+                "fail",
+                stored["hessian_pd"]["margin"],
+                stored["hessian_pd"]["message"],
+            )
         checks.append(c)
     else:
         checks.append(Check("hessian_pd", "not_applicable", None, "no pH form"))

@@ -51,9 +51,7 @@ class DampingInjection(AbstractController):
     [[-6.0]]
     """
 
-    def __init__(
-        self, plant: PortHamiltonian, gain: Any, x_star: Any = None
-    ) -> None:
+    def __init__(self, plant: PortHamiltonian, gain: Any, x_star: Any = None) -> None:
         if plant.n_inputs == 0 or plant.G is None:
             raise ValueError("`plant` has no input port; damping cannot be injected")
         dtype = plant_dtype(plant)

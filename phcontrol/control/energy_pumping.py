@@ -374,7 +374,9 @@ class LQR(AbstractController):
         self.n_inputs = m
         self.x_star = as_state(x_star, n, "x_star", dtype)
         Qw = as_gain(state_weight, n, "state_weight", dtype=torch.float64)
-        Rw = as_gain(input_weight, m, "input_weight", dtype=torch.float64, definite=True)
+        Rw = as_gain(
+            input_weight, m, "input_weight", dtype=torch.float64, definite=True
+        )
         ss = to_state_space(plant, x_eq=self.x_star.detach().cpu().numpy())
         K, S, _ = control.lqr(ss.A, ss.B, Qw.numpy(), Rw.numpy())
         self.K = torch.as_tensor(np.asarray(K), dtype=dtype)

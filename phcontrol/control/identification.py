@@ -115,8 +115,15 @@ def record_motion(
     z = z + noise_std * rng.standard_normal(z.shape)
     t = dt * np.arange(xs.shape[0])
     names = tuple(f"q{i}" for i in range(k)) + tuple(f"qdot{i}" for i in range(k))
-    return Log(t=t, u=uu, z=z, x=xs, output_names=names,
-               source="phcontrol.control.record_motion", dt=dt)  # fmt: skip
+    return Log(
+        t=t,
+        u=uu,
+        z=z,
+        x=xs,
+        output_names=names,
+        source="phcontrol.control.record_motion",
+        dt=dt,
+    )
 
 
 def _derivatives(
@@ -193,8 +200,7 @@ def fit_pendulum(log: Log, *, window: int = 21, order: int = 3) -> MechanicalFit
             f"the fit gives inertia {inertia:.3g} and gravity torque {k:.3g}; both "
             "must be positive. Excite the pendulum more or lower the noise"
         )
-    model = pendulum(mass=inertia, length=1.0, gravity=k / inertia,
-                     damping=max(c, 0.0))  # fmt: skip
+    model = pendulum(mass=inertia, length=1.0, gravity=k / inertia, damping=max(c, 0.0))
     params = {"inertia": inertia, "gravity_torque": k, "damping": c}
     return MechanicalFit(model, params, rms, Y.shape[0])
 
@@ -254,7 +260,8 @@ def fit_two_link_arm(log: Log, *, window: int = 21, order: int = 3) -> Mechanica
     row1 = np.stack(
         [
             acc[:, 0],
-            c2 * (2 * acc[:, 0] + acc[:, 1]) - s2 * (2 * v[:, 0] * v[:, 1] + v[:, 1] ** 2),
+            c2 * (2 * acc[:, 0] + acc[:, 1])
+            - s2 * (2 * v[:, 0] * v[:, 1] + v[:, 1] ** 2),
             acc[:, 1],
             s1,
             s12,

@@ -204,10 +204,16 @@ def synthesize_shaping_gains(
     ctrl = EnergyShaping(plant, q.numpy(), Kp_v, Kd_v)
     loop = closed_loop(plant, ctrl)
     u0 = torch.zeros(1, plant.n_inputs, dtype=dtype)
-    A = torch.autograd.functional.jacobian(
-        lambda z: loop.vector_field(z[None], u0)[0], ctrl.x_star
-    ).double().numpy()
+    A = (
+        torch.autograd.functional.jacobian(
+            lambda z: loop.vector_field(z[None], u0)[0], ctrl.x_star
+        )
+        .double()
+        .numpy()
+    )
     worst = float(np.linalg.eigvals(A).real.max())
     ok = lam_N < 0 and lam_P > 0 and worst < -alpha
-    logger.info("gain synthesis: eps %.3g, LMI margin %.3g, max Re %.4g", eps, lam_N, worst)
+    logger.info(
+        "gain synthesis: eps %.3g, LMI margin %.3g, max Re %.4g", eps, lam_N, worst
+    )
     return GainSynthesis(Kp_v, Kd_v, eps, alpha, lam_N / scale, worst, bool(ok))
