@@ -199,7 +199,7 @@ def actuated_momenta(plant: PortHamiltonian, x: Tensor) -> Tensor:
 def mechanical_energy(plant: PortHamiltonian) -> Any:
     """Return the plant's energy if it is mechanical (has ``potential_grad``)."""
     H = plant.H
-    for attr in ("n_dof", "potential", "potential_grad"):
+    for attr in ("n_dof", "potential", "potential_grad", "velocity"):
         if not hasattr(H, attr):
             raise NotSupportedError(
                 "this controller needs a mechanical energy H = p^T M(q)^-1 p / 2 + "

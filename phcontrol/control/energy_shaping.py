@@ -148,8 +148,13 @@ class ShapedEnergy(AbstractHamiltonian):
     def forward(self, x: Tensor) -> Tensor:
         """Return ``H_d(x)``, shape (batch,)."""
         q = self._q(x)
-        out = self.H(x) + self.V_d(q)
-        return out - self.H.potential(q) if self.replace else out
+        if not self.replace:
+            return self.H(x) + self.V_d(q)
+        # The kinetic energy on its own, not H - V: near the target H_d is
+        # small and H - V would carry the rounding error of V.
+        p = x[:, self.n_dof :]
+        kinetic = 0.5 * (p * self.H.velocity(q, p)).sum(-1)
+        return kinetic + self.V_d(q)
 
     def grad(self, x: Tensor) -> Tensor:
         """Return ``grad H_d(x)``, shape (batch, n_states)."""
