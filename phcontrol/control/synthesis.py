@@ -131,6 +131,8 @@ def synthesize_shaping_gains(
 
     Raises
     ------
+    NotSupportedError
+        If the model is not mechanical and fully actuated.
     SolverError
         If no ``ε`` of the grid gives a feasible LMI.
 
@@ -153,6 +155,7 @@ def synthesize_shaping_gains(
     dtype = plant_dtype(plant)
     k, m = plant.n_states // 2, plant.n_inputs
     q = as_state(q_star, k, "q_star", dtype)
+    EnergyShaping(plant, q, 1.0, 1.0)  # refuses a model that is not fully actuated
     x = torch.cat([q, torch.zeros_like(q)])[None]
     Gp = actuated_momenta(plant, x).double().numpy()
     M = H.mass(q[None])[0].double().numpy()
