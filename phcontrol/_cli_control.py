@@ -156,7 +156,7 @@ def _plot(traj: Any, out: Path) -> None:
     left.legend()
     right.semilogy(t, traj.energy[0].abs().numpy() + 1e-300)
     right.set_xlabel("time (s)")
-    right.set_title("closed-loop energy |H_d|")
+    right.set_title("|energy| of the loop (H_d; the plant H without a pH form)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
