@@ -6,6 +6,7 @@ exactly in discrete time; certificates can be re-checked by anyone.
 
 import logging
 
+from . import control as control
 from . import datasets as datasets
 from . import plants as plants
 from .data import load_log as load_log
@@ -174,6 +175,7 @@ __all__ = [
     "SolverError",
     "Trajectory",
     "check_passivity",
+    "control",
     "datasets",
     "enforce_passivity",
     "from_state_space",

@@ -7,6 +7,10 @@ with figures to one directory (see :mod:`phcontrol.report`).
 ``phcontrol check`` decides passivity of a model file or a state-space file
 (exit 0 passive, 1 not passive or undecided).
 
+``phcontrol control`` designs a passivity-based controller on a model,
+certifies the closed loop and simulates it (exit 0 certified, 1 not
+certified or undecided); see :mod:`phcontrol._cli_control`.
+
 Exit status: 0 success, 1 the fit failed, 2 bad usage or bad data. Errors
 are one line on stderr, ``phcontrol: error: ...``; ``--debug`` adds the
 traceback. Results go to stdout, diagnostics and the progress bar to stderr.
@@ -221,6 +225,9 @@ def _build_parser() -> _Parser:
     check.add_argument(
         "--json", action="store_true", help="print the verdict as JSON on stdout"
     )
+    from ._cli_control import add_parser as add_control_parser
+
+    add_control_parser(commands, common)
     return parser
 
 
@@ -333,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args)
+        if args.command == "control":
+            return _control(args)
         return _identify(args)
     except _UsageError as err:
         return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
@@ -591,6 +600,23 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{path.name}: {result.verdict.replace('_', ' ')} ({result.method})")
         print(f"  {result.message}")
     return EXIT_OK if result.verdict == "passive" else EXIT_FAILED
+
+
+def _control(args: argparse.Namespace) -> int:
+    """Run ``phcontrol control``."""
+    from ._cli_control import UsageError, run
+
+    try:
+        code, doc = run(args)
+    except UsageError as err:
+        return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+    if args.json:
+        print(json.dumps(doc, indent=2, allow_nan=False))
+    else:
+        checks = ", ".join(f"{k} {v}" for k, v in doc["checks"].items())
+        print(f"{doc['controller']}: {doc['verdict'].replace('_', ' ')} ({checks})")
+        print(f"  final error {doc['final_error']:.3g}; wrote {doc['out']}")
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,10 +1,15 @@
 r"""Reference plants with known ``H``, ``J``, ``R`` and ``G``, and their logs.
 
-Every plant is a :class:`~phcontrol.PortHamiltonian` with a separable
-mechanical energy :math:`H = \tfrac12 p^\top M^{-1} p + V(q)`, canonical
-``J``, dissipation on the momenta and (where there is a port) an input on
-the momenta, ``x = (q, p)``. Circuits use the same shape: charge is the
-position, flux linkage the momentum, inductance the mass.
+Every plant is a :class:`~phcontrol.PortHamiltonian` with a mechanical
+energy :math:`H = \tfrac12 p^\top M(q)^{-1} p + V(q)`, canonical ``J``,
+dissipation on the momenta and (where there is a port) an input on the
+momenta, ``x = (q, p)``. ``M`` is constant for the one-degree-of-freedom
+plants and the inertia-wheel pendulum, and depends on ``q`` for the
+two-link arm and the cart-pole (closed forms in
+:mod:`phcontrol._plant_parts`). Circuits use the same shape: charge is the
+position, flux linkage the momentum, inductance the mass; the boost
+converter is the exception, with its duty ratio entering through a
+state-dependent ``G(x)``.
 
 Analytic solutions: :func:`linear_solution` (matrix exponential, any
 linear plant under a constant input) and :func:`pendulum_solution` (Jacobi
@@ -23,6 +28,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._plant_parts import (
+    BoostInputMatrix,
+    CartPoleEnergy,
+    TwoLinkArmEnergy,
+    WheelPendulumEnergy,
+)
 from .data import Log
 from .errors import NotSupportedError, ShapeError
 from .hamiltonians import (
@@ -30,11 +41,12 @@ from .hamiltonians import (
     GravitationalPotential,
     MechanicalHamiltonian,
     PolynomialPotential,
+    QuadraticHamiltonian,
     QuadraticPotential,
 )
 from .integrators import simulate
 from .models import PortHamiltonian
-from .structure import CanonicalJ, CholeskyDissipation, InputMatrix
+from .structure import CanonicalJ, CholeskyDissipation, InputMatrix, SkewSymmetric
 
 __all__ = [
     "mass_spring_damper",
@@ -43,6 +55,11 @@ __all__ = [
     "pendulum",
     "duffing",
     "two_body",
+    "two_link_arm",
+    "cart_pole",
+    "inertia_wheel_pendulum",
+    "boost_converter",
+    "boost_equilibrium",
     "linear_solution",
     "pendulum_solution",
     "make_log",
@@ -291,6 +308,249 @@ def two_body(
     M = torch.diag(torch.tensor([m1, m1, m2, m2], dtype=torch.get_default_dtype()))
     H = MechanicalHamiltonian(4, potential=V, mass=M, learn_mass=False, eps=0.0)
     return PortHamiltonian(H, CanonicalJ(8))
+
+
+def _momentum_parts(
+    n_dof: int, damping: Sequence[float], inputs: Sequence[Sequence[float]]
+) -> tuple[CholeskyDissipation | None, InputMatrix]:
+    """Damping on the momenta and an input matrix acting on the momenta."""
+    dtype = torch.get_default_dtype()
+    R = None
+    if any(d > 0 for d in damping):
+        R = CholeskyDissipation(2 * n_dof, mask=[False] * n_dof + [True] * n_dof)
+        with torch.no_grad():
+            R.L.copy_(
+                torch.diag(
+                    torch.tensor([0.0] * n_dof + [math.sqrt(d) for d in damping])
+                )
+            )
+    Gp = torch.as_tensor(inputs, dtype=dtype).reshape(n_dof, -1)
+    G = InputMatrix(
+        2 * n_dof, Gp.shape[1], init=torch.cat([torch.zeros_like(Gp), Gp], dim=0)
+    )
+    return R, G
+
+
+def two_link_arm(
+    masses: Sequence[float] = (1.0, 1.0),
+    lengths: Sequence[float] = (1.0, 1.0),
+    gravity: float = 9.81,
+    damping: Sequence[float] = (0.1, 0.1),
+) -> PortHamiltonian:
+    r"""Return a fully actuated planar two-link arm hanging under gravity.
+
+    Uniform rods: centre of mass at mid-length, inertia :math:`m\ell^2/12`
+    about it. ``x = (q_1, q_2, p_1, p_2)`` with the shoulder angle from the
+    downward vertical and the elbow angle relative to the first link; a
+    torque at each joint, :math:`G = [0; I]`, viscous joint damping
+    :math:`R = \mathrm{diag}(0, 0, d_1, d_2)`. See
+    :class:`~phcontrol._plant_parts.TwoLinkArmEnergy` for ``H``.
+
+    Parameters
+    ----------
+    masses, lengths : pair of float
+        Link masses and lengths; positive.
+    gravity : float, default 9.81
+        ``g``; non-negative.
+    damping : pair of float, default (0.1, 0.1)
+        Joint damping; non-negative.
+
+    Returns
+    -------
+    PortHamiltonian
+        Four states, two inputs (joint torques); ``y`` is the joint velocity.
+
+    Examples
+    --------
+    >>> import torch
+    >>> arm = two_link_arm()
+    >>> arm.energy(torch.zeros(1, 4)).item(), arm.n_inputs
+    (0.0, 2)
+    """
+    m1, m2 = (_positive(v, "masses") for v in masses)
+    l1, l2 = (_positive(v, "lengths") for v in lengths)
+    g = _positive(gravity, "gravity", zero_ok=True)
+    d = [_positive(v, "damping", zero_ok=True) for v in damping]
+    r1, r2 = 0.5 * l1, 0.5 * l2
+    i1, i2 = m1 * l1 * l1 / 12.0, m2 * l2 * l2 / 12.0
+    H = TwoLinkArmEnergy(
+        a=i1 + i2 + m1 * r1 * r1 + m2 * (l1 * l1 + r2 * r2),
+        b=m2 * l1 * r2,
+        c=i2 + m2 * r2 * r2,
+        g1=(m1 * r1 + m2 * l1) * g,
+        g2=m2 * r2 * g,
+    )
+    R, G = _momentum_parts(2, d, [[1.0, 0.0], [0.0, 1.0]])
+    return PortHamiltonian(H, CanonicalJ(4), R, G).requires_grad_(False)
+
+
+def cart_pole(
+    cart_mass: float = 1.0,
+    pole_mass: float = 0.1,
+    length: float = 0.5,
+    gravity: float = 9.81,
+    damping: float = 0.0,
+) -> PortHamiltonian:
+    r"""Return a cart-pole driven by a horizontal force on the cart.
+
+    ``x = (s, theta, p_s, p_theta)``: cart position, pole angle from the
+    downward vertical (upright at :math:`\pi`), and their momenta;
+    :math:`G = (0, 0, 1, 0)^\top`, so ``y`` is the cart velocity. See
+    :class:`~phcontrol._plant_parts.CartPoleEnergy` for ``H``; it has one
+    actuator for two degrees of freedom (underactuated).
+
+    Parameters
+    ----------
+    cart_mass, pole_mass, length, gravity : float
+        Positive.
+    damping : float, default 0.0
+        Viscous friction of the cart; non-negative.
+
+    Returns
+    -------
+    PortHamiltonian
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> model = cart_pole()
+    >>> x = torch.tensor([[0.0, math.pi, 0.0, 0.0]])
+    >>> model.vector_field(x).abs().max().item() < 1e-5  # upright is at rest
+    True
+    """
+    H = CartPoleEnergy(cart_mass, pole_mass, length, gravity)
+    c = _positive(damping, "damping", zero_ok=True)
+    R, G = _momentum_parts(2, [c, 0.0], [[1.0], [0.0]])
+    return PortHamiltonian(H, CanonicalJ(4), R, G).requires_grad_(False)
+
+
+def inertia_wheel_pendulum(
+    pendulum_inertia: float = 0.1,
+    wheel_inertia: float = 0.01,
+    gravity_torque: float = 1.0,
+) -> PortHamiltonian:
+    r"""Return an inertia-wheel pendulum, actuated through its wheel only.
+
+    ``x = (theta, phi, p_theta, p_phi)``; the motor torque acts on the
+    relative wheel angle ``phi``, :math:`G = (0, 0, 0, 1)^\top`, so the
+    pendulum angle is unactuated. Lossless. See
+    :class:`~phcontrol._plant_parts.WheelPendulumEnergy` for ``H``.
+
+    Parameters
+    ----------
+    pendulum_inertia, wheel_inertia, gravity_torque : float
+        ``I_p``, ``I_w`` and ``m g l``; positive.
+
+    Returns
+    -------
+    PortHamiltonian
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> model = inertia_wheel_pendulum()
+    >>> round(model.energy(torch.tensor([[math.pi, 0.0, 0.0, 0.0]])).item(), 12)
+    2.0
+    """
+    H = WheelPendulumEnergy(pendulum_inertia, wheel_inertia, gravity_torque)
+    _, G = _momentum_parts(2, [0.0, 0.0], [[0.0], [1.0]])
+    return PortHamiltonian(H, CanonicalJ(4), None, G).requires_grad_(False)
+
+
+def boost_converter(
+    inductance: float = 2e-3,
+    capacitance: float = 470e-6,
+    load: float = 20.0,
+) -> PortHamiltonian:
+    r"""Return the averaged DC-DC boost converter with a resistive load.
+
+    ``x = (phi_L, q_C)``: inductor flux and capacitor charge;
+    :math:`H = \phi_L^2/(2L) + q_C^2/(2C)`,
+    :math:`J = [[0, -1], [1, 0]]`, :math:`R = \mathrm{diag}(0, 1/R_L)` and
+    inputs ``(d, E)``, the duty ratio and the source voltage (see
+    :class:`~phcontrol._plant_parts.BoostInputMatrix`), so that
+
+    .. math:: L \dot i_L = E - (1 - d) v_C, \qquad
+       C \dot v_C = (1 - d) i_L - v_C / R_L .
+
+    Parameters
+    ----------
+    inductance, capacitance, load : float
+        ``L`` (H), ``C`` (F) and ``R_L`` (ohm); positive.
+
+    Returns
+    -------
+    PortHamiltonian
+        Two states, two inputs; the duty ratio's port output is 0.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = boost_converter()
+    >>> x, u = boost_equilibrium(model, 24.0, 12.0)
+    >>> model.vector_field(x[None], u[None]).abs().max().item() < 1e-9
+    True
+    """
+    L = _positive(inductance, "inductance")
+    C = _positive(capacitance, "capacitance")
+    RL = _positive(load, "load")
+    dtype = torch.get_default_dtype()
+    H = QuadraticHamiltonian(
+        2, Q=torch.diag(torch.tensor([1.0 / L, 1.0 / C], dtype=dtype)), eps=0.0
+    )
+    J = SkewSymmetric(2, init=torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=dtype))
+    R = CholeskyDissipation(2, mask=[False, True], init_scale=math.sqrt(1.0 / RL))
+    return PortHamiltonian(H, J, R, BoostInputMatrix(L, C)).requires_grad_(False)
+
+
+def boost_equilibrium(
+    model: PortHamiltonian, voltage: float, source: float
+) -> tuple[Tensor, Tensor]:
+    r"""Return the equilibrium ``(x*, u*)`` of a boost converter at a voltage.
+
+    With :math:`v^* > E`: :math:`d^* = 1 - E/v^*`,
+    :math:`i^* = v^{*2}/(R_L E)`, ``x* = (L i*, C v*)``, ``u* = (d*, E)``.
+
+    Parameters
+    ----------
+    model : PortHamiltonian
+        Built by :func:`boost_converter`.
+    voltage : float
+        Output voltage ``v*``; must exceed ``source``.
+    source : float
+        Source voltage ``E``; positive.
+
+    Returns
+    -------
+    x_star : Tensor, shape (2,)
+    u_star : Tensor, shape (2,)
+
+    Examples
+    --------
+    >>> x, u = boost_equilibrium(boost_converter(), 24.0, 12.0)
+    >>> [round(v, 6) for v in u.tolist()]
+    [0.5, 12.0]
+    """
+    E = _positive(source, "source")
+    v = _positive(voltage, "voltage")
+    if not v > E:
+        raise ValueError(
+            f"`voltage` must exceed `source` (a boost converter steps up); found "
+            f"voltage={v}, source={E}"
+        )
+    G = model.G
+    if not isinstance(G, BoostInputMatrix):
+        raise NotSupportedError(
+            "boost_equilibrium needs a model built by boost_converter(); this one "
+            f"has G of type {type(G).__name__}"
+        )
+    L, C = (1.0 / float(w) for w in G.inv)
+    like = G.inv
+    RL = 1.0 / float(model.R_matrix(like.new_zeros(1, 2))[0, 1, 1])
+    i = v * v / (RL * E)
+    x = torch.tensor([L * i, C * v], dtype=like.dtype)
+    u = torch.tensor([1.0 - E / v, E], dtype=like.dtype)
+    return x, u
 
 
 def linear_solution(

@@ -89,7 +89,9 @@ def simulate(
     ----------
     model : AbstractModel
         A :class:`PortHamiltonian` (every method) or a baseline such as
-        :class:`NeuralODE` (``rk4`` and ``euler`` only).
+        :class:`NeuralODE` (``rk4`` and ``euler`` only). A closed loop
+        from :func:`phcontrol.control.closed_loop` without a pH form of its
+        own is stepped as its plant under ``u = beta(x) + v``.
     x0 : Tensor, shape (batch, n_states) or (n_states,)
         Initial states. The trajectory uses its dtype and device.
     u : Tensor or callable or None
@@ -193,6 +195,17 @@ def simulate(
     >>> bool((rk4.energy - rk4.energy[:, :1]).abs().max() > 1e-8)
     True
     """
+    feedback = getattr(model, "feedback_loop", None)
+    loop = feedback() if callable(feedback) else None
+    if loop is not None:
+        # A closed loop without a pH form of its own: step its plant under
+        # u = beta(x) + v, so the controller's supply enters the audit.
+        plant, beta = loop
+        return simulate(
+            plant, x0, _with_feedback(beta, u), dt, steps=steps, method=method,
+            substeps=substeps, input_hold=input_hold, tol=tol, max_iter=max_iter,
+            strict=strict, gradient=gradient, avf_nodes=avf_nodes, t0=t0,
+        )  # fmt: skip
     check_choice(method, "method", METHODS)
     check_choice(input_hold, "input_hold", ("zoh", "linear"))
     check_choice(gradient, "gradient", ("ift", "unroll"))
@@ -290,6 +303,20 @@ def simulate(
         residual=energy[:, 1:] - energy[:, :-1] + d - s,
         converged=converged,
         method=method,
+    )
+
+
+def _with_feedback(beta: InputFn, u: Tensor | InputFn | None) -> InputFn:
+    """Return ``u(t, x) = beta(t, x) + v(t, x)`` for a closed loop's input ``v``."""
+    if u is None:
+        return beta
+    if callable(u) and not isinstance(u, Tensor):
+        v = u
+        return lambda t, x: beta(t, x) + v(t, x)
+    raise NotSupportedError(
+        "a closed loop stepped as its plant under feedback takes its external "
+        "input `u` as a callable u(t, x) or None, not a sequence; wrap the "
+        "sequence in a function of t"
     )
 
 

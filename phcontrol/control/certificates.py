@@ -1,0 +1,533 @@
+r"""Closed-loop certificates: solved with CVXPY, re-checked with numpy, saved as JSON.
+
+A certificate of a closed loop at its target ``x*`` collects four checks:
+
+* **equilibrium**: :math:`f(x^*) = 0` for the loop's field ``f``;
+* **R_d ⪰ 0**: eigenvalues of the closed-loop dissipation at ``x*`` and at
+  seeded states around it (sampled evidence, not a proof away from ``x*``);
+* **Hessian of H_d ≻ 0 at x***: with :math:`\nabla H_d(x^*) = 0`, the
+  target is a strict local minimiser of the closed-loop energy;
+* **Lyapunov LMI with decay rate α** for the linearisation
+  :math:`A = \partial f/\partial x(x^*)`: a ``P`` with
+
+  .. math:: P \succeq I, \qquad A^\top P + P A + 2\alpha P \preceq -I
+
+  (on ``A`` scaled to unit norm) is sought with CVXPY; the returned ``P``
+  is then re-checked in numpy on the unscaled ``A``, and the eigenvalues
+  of ``A`` are compared with ``-α`` independently.
+
+Each check passes, fails (with a witness) or is undecided; the verdict is
+``certified`` only when every applicable check passes, ``not_certified``
+when one fails, ``undecided`` otherwise. The two energy checks do not
+apply to a loop without a pH form (a switching controller).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from ..errors import ModelFileError, ShapeError
+from ._base import plant_dtype
+from .closed_loop import ClosedLoop
+
+__all__ = [
+    "Check",
+    "ClosedLoopCertificate",
+    "certify_closed_loop",
+    "verify_closed_loop_certificate",
+    "lyapunov_lmi",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "phcontrol-closed-loop-certificate"
+VERSION = 1
+
+EQ_RTOL = 1e-8
+"""Largest accepted ``|f(x*)|`` relative to ``1 + ||A|| (1 + |x*|)``."""
+EIG_RTOL = 1e-9
+"""Eigenvalues within this fraction of the matrix norm of zero are undecided."""
+LMI_RTOL = 1e-7
+"""The re-checked LMI must hold with this margin, relative to ``||A|| ||P||``."""
+
+Status = Literal["pass", "fail", "undecided", "not_applicable"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of a certificate.
+
+    Attributes
+    ----------
+    name : str
+        ``equilibrium``, ``R_d_psd``, ``hessian_pd`` or ``lyapunov_lmi``.
+    status : {"pass", "fail", "undecided", "not_applicable"}
+        Outcome of the independent re-check.
+    margin : float or None
+        The re-checked number (smallest eigenvalue, largest residual ...);
+        see ``message``.
+    message : str
+        What was checked and what was found.
+    """
+
+    name: str
+    status: Status
+    margin: float | None
+    message: str
+
+
+@dataclass(frozen=True)
+class ClosedLoopCertificate:
+    """A closed-loop certificate and its JSON document.
+
+    Attributes
+    ----------
+    verdict : {"certified", "not_certified", "undecided"}
+        ``certified`` only when every applicable check passed.
+    checks : tuple of Check
+        The four checks.
+    data : dict
+        The JSON document (settings, checks, the matrices ``A``, ``P``,
+        the Hessian and ``R_d`` at the target).
+    problems : list of str
+        Disagreements found by :func:`verify_closed_loop_certificate`.
+    """
+
+    verdict: str
+    checks: tuple[Check, ...]
+    data: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the verdict is ``certified``."""
+        return self.verdict == "certified"
+
+    def check(self, name: str) -> Check:
+        """Return the check called ``name``."""
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(f"no check named {name!r}; have {[c.name for c in self.checks]}")
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the JSON document to ``path``."""
+        Path(path).write_text(json.dumps(self.data, indent=2, allow_nan=False))
+
+
+def _verdict(checks: list[Check]) -> str:
+    states = [c.status for c in checks if c.status != "not_applicable"]
+    if "fail" in states:
+        return "not_certified"
+    if states and all(s == "pass" for s in states):
+        return "certified"
+    return "undecided"
+
+
+def lyapunov_lmi(
+    A: np.ndarray, decay_rate: float = 0.0, *, solver: str = "CLARABEL"
+) -> tuple[np.ndarray | None, str]:
+    r"""Solve :math:`P \succeq I,\ \bar A^\top P + P \bar A + 2\bar\alpha P \preceq -I`.
+
+    ``A`` and ``decay_rate`` are scaled by :math:`\|A\|_2` first (the LMI
+    is homogeneous in them), so the solve is well conditioned for any
+    time scale.
+
+    Parameters
+    ----------
+    A : ndarray, shape (n, n)
+        The linearised closed loop.
+    decay_rate : float, default 0.0
+        ``α >= 0``: the required exponential decay rate of ``x``.
+    solver : str, default "CLARABEL"
+        A CVXPY solver name.
+
+    Returns
+    -------
+    P : ndarray, shape (n, n) or None
+        The solver's storage (symmetrised), or None when it failed.
+    status : str
+        The solver's status.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> P, status = lyapunov_lmi(np.array([[-2.0]]), decay_rate=1.0)
+    >>> status, bool(P[0, 0] >= 1.0)
+    ('optimal', True)
+    """
+    import cvxpy as cp
+
+    A = np.asarray(A, dtype=float)
+    n = A.shape[0]
+    s = max(float(np.linalg.norm(A, 2)), 1e-300)
+    Ab, ab = A / s, float(decay_rate) / s
+    P = cp.Variable((n, n), symmetric=True)
+    t = cp.Variable()
+    eye = np.eye(n)
+    lhs = Ab.T @ P + P @ Ab + 2.0 * ab * P
+    cons = [P >> eye, P << t * eye, 0.5 * (lhs + lhs.T) << -eye]
+    prob = cp.Problem(cp.Minimize(t), cons)
+    try:
+        prob.solve(solver=solver)
+    except cp.SolverError as err:
+        return None, f"solver_error: {err}"
+    if P.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
+        return None, str(prob.status)
+    Pv = np.asarray(P.value, dtype=float)
+    return 0.5 * (Pv + Pv.T), str(prob.status)
+
+
+def _lmi_check(A: np.ndarray, P: np.ndarray | None, alpha: float, status: str) -> Check:
+    eig = np.linalg.eigvals(A)
+    worst = float(eig.real.max()) if eig.size else -math.inf
+    s = max(float(np.linalg.norm(A, 2)), 1e-300)
+    if P is not None:
+        M = A.T @ P + P @ A + 2.0 * alpha * P
+        lam_M = float(np.linalg.eigvalsh(0.5 * (M + M.T)).max())
+        lam_P = float(np.linalg.eigvalsh(P).min())
+        size = s * float(np.linalg.norm(P, 2))
+        if lam_P > 0 and lam_M < -LMI_RTOL * size:
+            return Check(
+                "lyapunov_lmi",
+                "pass",
+                lam_M / size,
+                f"P > 0 (smallest eigenvalue {lam_P:.3g}) and A^T P + P A + "
+                f"2*{alpha:g} P < 0 (largest eigenvalue {lam_M:.3g}) re-checked in "
+                f"numpy; eigenvalues of A have real parts <= {worst:.4g}",
+            )
+    if worst >= -alpha + EIG_RTOL * s:
+        return Check(
+            "lyapunov_lmi",
+            "fail",
+            worst + alpha,
+            f"the linearisation has an eigenvalue with real part {worst:.4g} >= "
+            f"-{alpha:g}: no decay rate {alpha:g} (solver status {status})",
+        )
+    return Check(
+        "lyapunov_lmi",
+        "undecided",
+        None if P is None else worst + alpha,
+        f"no storage passed the numpy re-check (solver status {status}) although "
+        f"the eigenvalues of A have real parts <= {worst:.4g}",
+    )
+
+
+def _eig_check(
+    name: str, values: np.ndarray, scale: float, strict: bool, where: str
+) -> Check:
+    low = float(values.min()) if values.size else 0.0
+    tol = EIG_RTOL * max(scale, 1e-300)
+    rule = "> 0" if strict else ">= 0"
+    if (low > tol) if strict else (low >= -tol):
+        return Check(name, "pass", low, f"smallest eigenvalue {low:.4g} {rule} {where}")
+    if low < -tol:
+        return Check(name, "fail", low, f"eigenvalue {low:.4g} < 0 {where}")
+    return Check(
+        name,
+        "undecided",
+        low,
+        f"smallest eigenvalue {low:.3g} is within {tol:.2g} of zero {where}",
+    )
+
+
+def certify_closed_loop(
+    loop: ClosedLoop,
+    *,
+    decay_rate: float = 0.0,
+    x_star: Any = None,
+    n_samples: int = 256,
+    box: float = 0.5,
+    seed: int = 0,
+    solver: str = "CLARABEL",
+) -> ClosedLoopCertificate:
+    r"""Certify a closed loop at its target; every number is re-checked.
+
+    Parameters
+    ----------
+    loop : ClosedLoop
+        From :func:`~phcontrol.control.closed_loop`.
+    decay_rate : float, default 0.0
+        ``α >= 0`` required of the linearised loop.
+    x_star : array_like, shape (n_states,), optional
+        Where to certify (default ``loop.x_star``).
+
+    Returns
+    -------
+    ClosedLoopCertificate
+
+    Other Parameters
+    ----------------
+    n_samples : int, default 256
+        States around ``x*`` where ``R_d`` is sampled.
+    box : float, default 0.5
+        Their half-width, relative to ``1 + |x*_i|``.
+    seed : int, default 0
+        Seed of the samples.
+    solver : str, default "CLARABEL"
+        CVXPY solver of the Lyapunov LMI.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import EnergyShaping, closed_loop
+    >>> arm = phc.plants.two_link_arm().double()
+    >>> loop = closed_loop(arm, EnergyShaping(arm, [0.5, -0.3], 20.0, 5.0))
+    >>> cert = certify_closed_loop(loop, decay_rate=0.5)
+    >>> cert.verdict, [c.status for c in cert.checks]
+    ('certified', ['pass', 'pass', 'pass', 'pass'])
+    >>> certify_closed_loop(loop, decay_rate=50.0).verdict
+    'not_certified'
+    """
+    if not isinstance(loop, ClosedLoop):
+        raise TypeError(
+            "`loop` must be a ClosedLoop from closed_loop(); found "
+            f"{type(loop).__name__}"
+        )
+    if not (decay_rate >= 0 and math.isfinite(decay_rate)):
+        raise ValueError(f"`decay_rate` must be >= 0 and finite; found {decay_rate!r}")
+    started = time.perf_counter()
+    dtype = plant_dtype(loop.plant)
+    n = loop.n_states
+    xs = loop.x_star if x_star is None else torch.as_tensor(np.asarray(x_star, float))
+    xs = xs.to(dtype).reshape(-1)
+    if xs.numel() != n:
+        raise ShapeError(f"`x_star` must have {n} entries; found {xs.numel()}")
+    zero_u = torch.zeros(1, loop.n_inputs, dtype=dtype)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return loop.vector_field(x[None], zero_u)[0]
+
+    A = torch.autograd.functional.jacobian(f, xs).detach().double().numpy()
+    with torch.no_grad():
+        drift = f(xs).double().numpy()
+    checks: list[Check] = []
+    scale = 1.0 + float(np.linalg.norm(A, 2)) * (1.0 + float(xs.abs().max()))
+    res = float(np.abs(drift).max())
+    checks.append(
+        Check(
+            "equilibrium",
+            "pass" if res <= EQ_RTOL * scale else "fail",
+            res,
+            f"|f(x*)| = {res:.3g} (tolerance {EQ_RTOL * scale:.2g})",
+        )
+    )
+    matrices: dict[str, Any] = {"A": A.tolist()}
+    if loop.structured:
+        gen = torch.Generator().manual_seed(seed)
+        pts = loop.controller.sample_states(n_samples, box, gen).to(dtype)
+        pts = torch.cat([xs[None], pts])
+        with torch.no_grad():
+            R = loop.R_matrix(pts).double()
+        R = 0.5 * (R + R.transpose(1, 2))
+        lam = torch.linalg.eigvalsh(R).numpy()
+        worst = int(lam.min(axis=1).argmin())
+        at = "at x*" if worst == 0 else f"at sampled state {pts[worst].tolist()}"
+        c = _eig_check(
+            "R_d_psd",
+            lam.min(axis=1),
+            float(R.abs().max()) + 1.0,
+            False,
+            f"(x* and {n_samples} seeded states; worst {at})",
+        )
+        checks.append(c)
+        matrices["R_d_at_target"] = R[0].numpy().tolist()
+        hess = (
+            torch.autograd.functional.jacobian(lambda x: loop.H.grad(x[None])[0], xs)
+            .detach()
+            .double()
+            .numpy()
+        )
+        hess = 0.5 * (hess + hess.T)
+        with torch.no_grad():
+            g = loop.H.grad(xs[None])[0].double().numpy()
+        hs = float(np.linalg.norm(hess, 2))
+        gres = float(np.abs(g).max())
+        hc = _eig_check("hessian_pd", np.linalg.eigvalsh(hess), hs, True, "at x*")
+        if gres > EQ_RTOL * (1.0 + hs * (1.0 + float(xs.abs().max()))):
+            hc = Check(
+                "hessian_pd",
+                "fail",
+                gres,
+                f"x* is not a critical point of H_d (|grad H_d(x*)| = {gres:.3g})",
+            )
+        checks.append(hc)
+        matrices["hessian"] = hess.tolist()
+    else:
+        why = "the loop has no pH form (the plant under the feedback)"
+        checks.append(Check("R_d_psd", "not_applicable", None, why))
+        checks.append(Check("hessian_pd", "not_applicable", None, why))
+    P, status = lyapunov_lmi(A, decay_rate, solver=solver)
+    checks.append(_lmi_check(A, P, float(decay_rate), status))
+    matrices["P"] = None if P is None else P.tolist()
+    verdict = _verdict(checks)
+    seconds = time.perf_counter() - started
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "verdict": verdict,
+        "structured": bool(loop.structured),
+        "controller": loop.controller.to_dict(),
+        "x_star": xs.tolist(),
+        "decay_rate": float(decay_rate),
+        "settings": {
+            "n_samples": n_samples,
+            "box": box,
+            "seed": seed,
+            "solver": solver,
+        },
+        "checks": [c.__dict__ for c in checks],
+        "matrices": matrices,
+        "seconds": seconds,
+    }
+    logger.info("closed-loop certificate: %s in %.3g s", verdict, seconds)
+    return ClosedLoopCertificate(verdict, tuple(checks), doc)
+
+
+def verify_closed_loop_certificate(
+    source: str | os.PathLike[str] | dict[str, Any], loop: ClosedLoop | None = None
+) -> ClosedLoopCertificate:
+    """Re-check a saved closed-loop certificate, trusting none of its verdicts.
+
+    The stored ``P`` is re-checked on the stored ``A`` (or, given ``loop``,
+    on ``A`` recomputed from the loop, which must agree with the stored
+    one); the stored Hessian and ``R_d`` are re-checked by their
+    eigenvalues. A stored verdict that disagrees is reported in
+    ``problems`` and the result is then ``undecided`` at best.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or dict
+        The JSON file, or its parsed document.
+    loop : ClosedLoop, optional
+        The loop to recompute the matrices from.
+
+    Returns
+    -------
+    ClosedLoopCertificate
+
+    Raises
+    ------
+    ModelFileError
+        If ``source`` is unreadable or not a closed-loop certificate.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, torch
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import DampingInjection, closed_loop
+    >>> plant = phc.plants.mass_spring_damper(damping=0.0).double()
+    >>> loop = closed_loop(plant, DampingInjection(plant, 1.0))
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "cert.json"
+    >>> certify_closed_loop(loop, decay_rate=0.1).save(path)
+    >>> verify_closed_loop_certificate(path, loop).verdict
+    'certified'
+    """
+    if isinstance(source, dict):
+        doc = source
+    else:
+        try:
+            doc = json.loads(Path(source).read_text())
+        except (OSError, ValueError) as err:
+            raise ModelFileError(
+                f"`source` {str(source)!r} must be a readable JSON certificate "
+                f"({err}); write one with certify_closed_loop(...).save(path)"
+            ) from err
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelFileError(
+            f"`source` is not a phcontrol closed-loop certificate (format must be "
+            f"{FORMAT!r})"
+        )
+    mats = doc.get("matrices", {})
+    problems: list[str] = []
+    A = np.asarray(mats["A"], dtype=float)
+    if loop is not None:
+        dtype = plant_dtype(loop.plant)
+        xs = torch.as_tensor(doc["x_star"], dtype=dtype)
+        zero_u = torch.zeros(1, loop.n_inputs, dtype=dtype)
+        A_new = (
+            torch.autograd.functional.jacobian(
+                lambda x: loop.vector_field(x[None], zero_u)[0], xs
+            )
+            .detach()
+            .double()
+            .numpy()
+        )
+        gap = float(np.abs(A_new - A).max())
+        if gap > 1e-9 * (1.0 + float(np.abs(A).max())):
+            problems.append(
+                f"the loop's linearisation differs from the stored A by {gap:.3g}"
+            )
+        A = A_new
+    alpha = float(doc["decay_rate"])
+    stored = {c["name"]: c for c in doc["checks"]}
+    checks: list[Check] = []
+    eq = stored.get("equilibrium", {})
+    checks.append(
+        Check(
+            "equilibrium",
+            eq.get("status", "undecided"),
+            eq.get("margin"),
+            eq.get("message", ""),
+        )
+    )
+    if mats.get("R_d_at_target") is not None:
+        R = np.asarray(mats["R_d_at_target"], dtype=float)
+        c = _eig_check(
+            "R_d_psd",
+            np.linalg.eigvalsh(0.5 * (R + R.T)),
+            float(np.abs(R).max()) + 1.0,
+            False,
+            "at x* (stored R_d)",
+        )
+        if stored.get("R_d_psd", {}).get("status") == "fail":
+            c = Check(
+                "R_d_psd",
+                "fail",
+                stored["R_d_psd"]["margin"],
+                stored["R_d_psd"]["message"],
+            )
+        checks.append(c)
+    else:
+        checks.append(Check("R_d_psd", "not_applicable", None, "no pH form"))
+    if mats.get("hessian") is not None:
+        Hs = np.asarray(mats["hessian"], dtype=float)
+        c = _eig_check(
+            "hessian_pd",
+            np.linalg.eigvalsh(0.5 * (Hs + Hs.T)),
+            float(np.linalg.norm(Hs, 2)),
+            True,
+            "at x* (stored Hessian)",
+        )
+        if stored.get("hessian_pd", {}).get("status") == "fail":
+            c = Check(
+                "hessian_pd",
+                "fail",
+                stored["hessian_pd"]["margin"],
+                stored["hessian_pd"]["message"],
+            )
+        checks.append(c)
+    else:
+        checks.append(Check("hessian_pd", "not_applicable", None, "no pH form"))
+    P = None if mats.get("P") is None else np.asarray(mats["P"], dtype=float)
+    checks.append(_lmi_check(A, P, alpha, "stored"))
+    verdict = _verdict(checks)
+    if doc.get("verdict") != verdict:
+        problems.append(
+            f"the stored verdict {doc.get('verdict')!r} disagrees with the re-checked "
+            f"{verdict!r}"
+        )
+    if problems and verdict == "certified":
+        verdict = "undecided"
+    return ClosedLoopCertificate(verdict, tuple(checks), doc, problems)

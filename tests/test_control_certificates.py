@@ -1,0 +1,124 @@
+"""Closed-loop certificates and gain synthesis: both sides of each verdict."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from phcontrol import plants
+from phcontrol.control import (
+    PIPBC,
+    EnergyPumping,
+    EnergyShaping,
+    certify_closed_loop,
+    closed_loop,
+    lyapunov_lmi,
+    synthesize_shaping_gains,
+    verify_closed_loop_certificate,
+    wheel_pendulum_ida_pbc,
+)
+from phcontrol.errors import ModelFileError
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def arm_loop():
+    arm = plants.two_link_arm()
+    return closed_loop(arm, EnergyShaping(arm, [0.5, -0.3], 20.0, 5.0))
+
+
+def test_energy_shaping_loop_is_certified_and_every_number_rechecks(arm_loop):
+    cert = certify_closed_loop(arm_loop, decay_rate=0.5)
+    assert cert.verdict == "certified"
+    P = np.asarray(cert.data["matrices"]["P"])
+    A = np.asarray(cert.data["matrices"]["A"])
+    assert np.linalg.eigvalsh(P).min() > 0
+    assert np.linalg.eigvalsh(A.T @ P + P @ A + 2 * 0.5 * P).max() < 0
+    assert np.linalg.eigvalsh(np.asarray(cert.data["matrices"]["hessian"])).min() > 0
+
+
+def test_decay_rate_beyond_the_slowest_mode_is_refuted_by_an_eigenvalue(arm_loop):
+    cert = certify_closed_loop(arm_loop, decay_rate=0.5)
+    A = np.asarray(cert.data["matrices"]["A"])
+    slowest = -float(np.linalg.eigvals(A).real.max())
+    below = certify_closed_loop(arm_loop, decay_rate=0.99 * slowest)
+    above = certify_closed_loop(arm_loop, decay_rate=1.01 * slowest)
+    assert below.check("lyapunov_lmi").status == "pass"
+    assert above.check("lyapunov_lmi").status == "fail"
+    assert above.verdict == "not_certified"
+
+
+def test_pd_loop_is_not_certified_at_the_target():
+    arm = plants.two_link_arm()
+    pd = EnergyShaping(arm, [0.5, -0.3], 20.0, 5.0, gravity_compensation=False)
+    cert = certify_closed_loop(closed_loop(arm, pd))
+    assert cert.check("equilibrium").status == "fail"
+    assert cert.verdict == "not_certified"
+
+
+def test_energy_pumping_loop_fails_on_its_indefinite_damping():
+    plant = plants.pendulum()
+    pump = EnergyPumping(plant, [math.pi, 0.0], gain=1.0, max_input=3.0)
+    cert = certify_closed_loop(closed_loop(plant, pump))
+    assert cert.check("R_d_psd").status == "fail"
+    assert cert.check("hessian_pd").status == "fail"  # upright is a maximum of H
+    assert cert.verdict == "not_certified"
+
+
+def test_ida_pbc_and_pi_pbc_loops_are_certified():
+    iwp = plants.inertia_wheel_pendulum()
+    cert = certify_closed_loop(
+        closed_loop(iwp, wheel_pendulum_ida_pbc(iwp)), decay_rate=0.3
+    )
+    assert cert.verdict == "certified", [c.message for c in cert.checks]
+    boost = plants.boost_converter()
+    xs, us = plants.boost_equilibrium(boost, 24.0, 12.0)
+    loop = closed_loop(boost, PIPBC(boost, xs, us, 1e-2, 10.0))
+    assert certify_closed_loop(loop, decay_rate=50.0).verdict == "certified"
+
+
+def test_saved_certificate_rechecks_and_tampering_is_caught(arm_loop, tmp_path):
+    path = tmp_path / "cert.json"
+    certify_closed_loop(arm_loop, decay_rate=0.5).save(path)
+    again = verify_closed_loop_certificate(path, arm_loop)
+    assert again.verdict == "certified" and not again.problems
+    doc = json.loads(path.read_text())
+    doc["matrices"]["P"] = np.eye(4).tolist()  # not a storage of this loop
+    bad = verify_closed_loop_certificate(doc)
+    assert bad.verdict != "certified"
+    assert any("disagrees" in p for p in bad.problems)
+    doc = json.loads(path.read_text())
+    doc["matrices"]["A"][0][0] += 1.0
+    moved = verify_closed_loop_certificate(doc, arm_loop)
+    assert any("differs from the stored A" in p for p in moved.problems)
+    with pytest.raises(ModelFileError, match="not a phcontrol closed-loop"):
+        verify_closed_loop_certificate({"format": "other"})
+
+
+def test_lyapunov_lmi_handles_any_time_scale():
+    A = np.array([[0.0, 1.0], [-1.0, -0.5]])
+    for scale in (1e-4, 1.0, 1e5):
+        P, status = lyapunov_lmi(scale * A, decay_rate=0.1 * scale)
+        assert P is not None, status
+        M = scale * (A.T @ P + P @ A) + 0.2 * scale * P
+        assert np.linalg.eigvalsh(M).max() < 0
+
+
+def test_synthesised_gains_meet_the_rate_and_grow_with_it():
+    arm = plants.two_link_arm()
+    slow = synthesize_shaping_gains(arm, [0.5, -0.3], decay_rate=1.0)
+    fast = synthesize_shaping_gains(arm, [0.5, -0.3], decay_rate=2.0)
+    for gains, rate in ((slow, 1.0), (fast, 2.0)):
+        assert gains.verified and gains.lmi_margin < 0
+        # The requirement binds: the slowest mode sits near -rate.
+        assert -1.5 * rate < gains.max_real_eigenvalue < -rate
+    assert np.trace(fast.stiffness) > np.trace(slow.stiffness)
+    loop = closed_loop(
+        arm, EnergyShaping(arm, [0.5, -0.3], fast.stiffness, fast.damping)
+    )
+    assert certify_closed_loop(loop, decay_rate=2.0).verdict == "certified"
