@@ -105,6 +105,18 @@ from .linear import (
 from .models import HNN as HNN
 from .models import NeuralODE as NeuralODE
 from .models import PortHamiltonian as PortHamiltonian
+from .particles import (
+    MLPPairPotential as MLPPairPotential,
+)
+from .particles import (
+    PairwiseHamiltonian as PairwiseHamiltonian,
+)
+from .particles import (
+    angular_momentum as angular_momentum,
+)
+from .particles import (
+    total_momentum as total_momentum,
+)
 from .passivity import (
     PassivityResult as PassivityResult,
 )
@@ -161,8 +173,10 @@ __all__ = [
     "NeuralODE",
     "NotSupportedError",
     "NumericsWarning",
+    "MLPPairPotential",
     "PHControlError",
     "PHControlWarning",
+    "PairwiseHamiltonian",
     "PassivityResult",
     "PolynomialDissipation",
     "PolynomialPotential",
@@ -173,6 +187,7 @@ __all__ = [
     "SkewSymmetric",
     "SolverError",
     "Trajectory",
+    "angular_momentum",
     "check_passivity",
     "datasets",
     "enforce_passivity",
@@ -189,5 +204,6 @@ __all__ = [
     "save",
     "simulate",
     "to_state_space",
+    "total_momentum",
     "verify_certificate",
 ]
