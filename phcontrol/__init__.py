@@ -132,6 +132,8 @@ from .passivity import (
 from .passivity import (
     verify_certificate as verify_certificate,
 )
+from .state_fit import StateFit as StateFit
+from .state_fit import fit_states as fit_states
 from .structure import (
     CanonicalJ as CanonicalJ,
 )
@@ -147,6 +149,7 @@ from .structure import (
 from .structure import (
     SkewSymmetric as SkewSymmetric,
 )
+from .symplectic import SympNet as SympNet
 
 __version__ = "0.1.0"
 
@@ -167,13 +170,13 @@ __all__ = [
     "IntegratorRow",
     "METHODS",
     "MLPHamiltonian",
+    "MLPPairPotential",
     "MLPPotential",
     "MechanicalHamiltonian",
     "ModelFileError",
     "NeuralODE",
     "NotSupportedError",
     "NumericsWarning",
-    "MLPPairPotential",
     "PHControlError",
     "PHControlWarning",
     "PairwiseHamiltonian",
@@ -186,11 +189,14 @@ __all__ = [
     "ShapeError",
     "SkewSymmetric",
     "SolverError",
+    "StateFit",
+    "SympNet",
     "Trajectory",
     "angular_momentum",
     "check_passivity",
     "datasets",
     "enforce_passivity",
+    "fit_states",
     "from_state_space",
     "identify",
     "load",
