@@ -3,10 +3,10 @@
 The plant is a lossless oscillator, ``H = p²/2 + 4 q²/2`` (angular
 frequency 2 rad/s, no damping), sampled every 0.05 s from four random
 initial states (200 samples each, about six periods); white Gaussian noise
-of standard deviation ``sigma`` is added to both states (the position's
-standard deviation in the data is about 0.7, the momentum's 1.4). The model is a linear pH model ``(J - R) Q`` with a learned
-``Q = LLᵀ``, canonical ``J`` and a learned ``R = LLᵀ ⪰ 0``; its frequency
-and damping are read off the eigenvalues ``-ζ ± iω`` of ``(J - R) Q``.
+of standard deviation ``sigma`` is added to both states. The model is a
+linear pH model ``(J - R) Q`` with a learned ``Q = LLᵀ``, canonical ``J``
+and a learned ``R = LLᵀ ⪰ 0``; its frequency and damping are read off
+the eigenvalues ``-ζ ± iω`` of ``(J - R) Q``.
 
 Fits (all with :func:`phcontrol.fit_states`, RK4 steps, Adam):
 
