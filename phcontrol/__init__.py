@@ -106,6 +106,18 @@ from .linear import (
 from .models import HNN as HNN
 from .models import NeuralODE as NeuralODE
 from .models import PortHamiltonian as PortHamiltonian
+from .particles import (
+    MLPPairPotential as MLPPairPotential,
+)
+from .particles import (
+    PairwiseHamiltonian as PairwiseHamiltonian,
+)
+from .particles import (
+    angular_momentum as angular_momentum,
+)
+from .particles import (
+    total_momentum as total_momentum,
+)
 from .passivity import (
     PassivityResult as PassivityResult,
 )
@@ -121,6 +133,8 @@ from .passivity import (
 from .passivity import (
     verify_certificate as verify_certificate,
 )
+from .state_fit import StateFit as StateFit
+from .state_fit import fit_states as fit_states
 from .structure import (
     CanonicalJ as CanonicalJ,
 )
@@ -136,6 +150,7 @@ from .structure import (
 from .structure import (
     SkewSymmetric as SkewSymmetric,
 )
+from .symplectic import SympNet as SympNet
 
 __version__ = "0.1.0"
 
@@ -156,6 +171,7 @@ __all__ = [
     "IntegratorRow",
     "METHODS",
     "MLPHamiltonian",
+    "MLPPairPotential",
     "MLPPotential",
     "MechanicalHamiltonian",
     "ModelFileError",
@@ -164,6 +180,7 @@ __all__ = [
     "NumericsWarning",
     "PHControlError",
     "PHControlWarning",
+    "PairwiseHamiltonian",
     "PassivityResult",
     "PolynomialDissipation",
     "PolynomialPotential",
@@ -173,11 +190,15 @@ __all__ = [
     "ShapeError",
     "SkewSymmetric",
     "SolverError",
+    "StateFit",
+    "SympNet",
     "Trajectory",
+    "angular_momentum",
     "check_passivity",
     "control",
     "datasets",
     "enforce_passivity",
+    "fit_states",
     "from_state_space",
     "identify",
     "load",
@@ -191,5 +212,6 @@ __all__ = [
     "save",
     "simulate",
     "to_state_space",
+    "total_momentum",
     "verify_certificate",
 ]

@@ -9,7 +9,10 @@ r"""Energy functions ``H(x)`` that are bounded below for any weights.
 
 Every energy maps ``(batch, n_states)`` to ``(batch,)``; ``grad`` returns
 ``(batch, n_states)``. Built-in energies differentiate themselves by hand,
-so gradients are cheap and need no autograd graph.
+so gradients are cheap and need no autograd graph. Energies written through
+quadratic invariants (quadratic forms, separable potentials, functions of a
+distance) also give ``invariant_gradient``, the discrete gradient of
+``method="invariant"`` in :func:`~phcontrol.simulate`.
 """
 
 from __future__ import annotations
@@ -104,6 +107,10 @@ class AbstractHamiltonian(nn.Module, Configurable):
         """Return a number that ``H`` never goes below (``-inf`` if unknown)."""
         return -math.inf
 
+    def _invariant_refusal(self) -> str | None:
+        """Return why ``invariant_gradient`` is unavailable, or None."""
+        return f"{type(self).__name__} is not written through invariants"
+
 
 class QuadraticHamiltonian(AbstractHamiltonian):
     r"""Quadratic energy :math:`\tfrac12 (x-x_0)^\top Q (x-x_0)`.
@@ -166,9 +173,16 @@ class QuadraticHamiltonian(AbstractHamiltonian):
         """Return ``Q (x - x0)``, shape (batch, n_states)."""
         return (x - self.x0.to(x.dtype)) @ self.Q.to(x.dtype)
 
+    def invariant_gradient(self, x: Tensor, x_next: Tensor) -> Tensor:
+        """Return ``Q (x̄ - x0)``, exact for a quadratic; shape (batch, n_states)."""
+        return self.grad(0.5 * (x + x_next))
+
     def lower_bound(self) -> float:
         """Return 0, the minimum of a positive definite quadratic."""
         return 0.0
+
+    def _invariant_refusal(self) -> str | None:
+        return None
 
 
 class MLPHamiltonian(AbstractHamiltonian):
@@ -238,6 +252,10 @@ class AbstractPotential(nn.Module, Configurable):
     def lower_bound(self) -> float:
         """Return a number ``V`` never goes below (``-inf`` if unbounded)."""
         return -math.inf
+
+    def _invariant_refusal(self) -> str | None:
+        """Return why ``discrete_grad`` is unavailable, or None."""
+        return f"{type(self).__name__} is not written through invariants"
 
 
 class PolynomialPotential(AbstractPotential):
@@ -318,6 +336,26 @@ class PolynomialPotential(AbstractPotential):
         k = self.powers.to(q.dtype)
         qk = q[..., None] ** (k - 1.0)
         return (qk * c * k).sum(-1)
+
+    def discrete_grad(self, q: Tensor, q_next: Tensor) -> Tensor:
+        r"""Return the divided differences of ``V``, shape (batch, n_dof).
+
+        Coordinate ``i`` gets :math:`(V_i(q'_i) - V_i(q_i)) / (q'_i - q_i)`,
+        written without a division as
+        :math:`\sum_k c_{ik} \sum_{j<k} q_i'^{\,j} q_i^{k-1-j}`.
+        """
+        c = self.coefficients().to(q.dtype)
+        s = torch.ones_like(q)  # sum_{j<k} q'^j q^(k-1-j), starting at k = 1
+        qk = torch.ones_like(q)  # q^(k-1)
+        out = c[:, 0] * s
+        for k in range(1, self.degree):
+            qk = qk * q
+            s = qk + q_next * s
+            out = out + c[:, k] * s
+        return out
+
+    def _invariant_refusal(self) -> str | None:
+        return None
 
     def lower_bound(self) -> float:
         """Return the exact minimum (found from the derivative's real roots)."""
@@ -410,6 +448,13 @@ class QuadraticPotential(AbstractPotential):
         """Return ``K (q - q0)``, shape (batch, n_dof)."""
         return (q - self.q0.to(q.dtype)) @ self.K.to(q.dtype)
 
+    def discrete_grad(self, q: Tensor, q_next: Tensor) -> Tensor:
+        """Return ``K (q̄ - q0)``, exact for a quadratic; shape (batch, n_dof)."""
+        return self.grad(0.5 * (q + q_next))
+
+    def _invariant_refusal(self) -> str | None:
+        return None
+
     def lower_bound(self) -> float:
         """Return 0 (``K`` is positive semidefinite)."""
         return 0.0
@@ -455,6 +500,19 @@ class CosinePotential(AbstractPotential):
     def grad(self, q: Tensor) -> Tensor:
         """Return ``k sin q``, shape (batch, n_dof)."""
         return self.k.to(q.dtype) * torch.sin(q)
+
+    def discrete_grad(self, q: Tensor, q_next: Tensor) -> Tensor:
+        r"""Return the divided differences of ``V``, shape (batch, n_dof).
+
+        :math:`k (\cos q - \cos q') / (q' - q) = k \sin \bar q\,
+        \mathrm{sinc}(\delta / 2)` with :math:`\delta = q' - q`, a form
+        without cancellation.
+        """
+        half = (0.5 / math.pi) * (q_next - q)  # torch.sinc(x) = sin(pi x)/(pi x)
+        return self.k.to(q.dtype) * torch.sin(0.5 * (q + q_next)) * torch.sinc(half)
+
+    def _invariant_refusal(self) -> str | None:
+        return None
 
     def lower_bound(self) -> float:
         """Return 0, the value at ``q = 0``."""
@@ -520,6 +578,33 @@ class GravitationalPotential(AbstractPotential):
         d, r2 = self._gap(q)
         f = (self.strength / (r2 * r2.sqrt())).unsqueeze(-1) * d
         return torch.cat([f, -f], dim=-1)
+
+    def discrete_grad(self, q: Tensor, q_next: Tensor) -> Tensor:
+        r"""Return a discrete gradient through :math:`\rho = r^2 + s^2`.
+
+        With the divided difference
+        :math:`\bar v = (V(\rho') - V(\rho)) / (\rho' - \rho)
+        = k / (\sqrt{\rho \rho'}\,(\sqrt\rho + \sqrt{\rho'}))` and the exact
+        midpoint gradient of the quadratic :math:`\rho`, the result is
+        :math:`\bar v\, \nabla\rho(\bar q)`: a multiple of the mean gap,
+        equal and opposite on the two bodies.
+
+        Returns
+        -------
+        Tensor, shape (batch, 2 dim)
+        """
+        _, r2 = self._gap(q)
+        _, r2n = self._gap(q_next)
+        a, b = r2.sqrt(), r2n.sqrt()
+        vbar = self.strength / (a * b * (a + b))
+        d = 0.5 * (q[:, : self.dim] + q_next[:, : self.dim]) - 0.5 * (
+            q[:, self.dim :] + q_next[:, self.dim :]
+        )
+        f = (2.0 * vbar).unsqueeze(-1) * d
+        return torch.cat([f, -f], dim=-1)
+
+    def _invariant_refusal(self) -> str | None:
+        return None
 
     def lower_bound(self) -> float:
         """Return ``-k / s`` with softening, else ``-inf``."""
@@ -639,6 +724,50 @@ class MechanicalHamiltonian(AbstractHamiltonian):
         q, p = x[:, : self.n_dof], x[:, self.n_dof :]
         return torch.cat([self.potential_grad(q), self.velocity(q, p)], dim=-1)
 
+    def invariant_gradient(self, x: Tensor, x_next: Tensor) -> Tensor:
+        r"""Return the discrete gradient through the energy's invariants.
+
+        The kinetic part is quadratic, so its midpoint gradient
+        :math:`M^{-1}\bar p` is exact; each potential contributes its own
+        ``discrete_grad``. Needs a constant mass and potentials that have
+        one (quadratic, polynomial, cosine, gravitational).
+
+        Parameters
+        ----------
+        x, x_next : Tensor, shape (batch, n_states)
+            The two states.
+
+        Returns
+        -------
+        Tensor, shape (batch, n_states)
+
+        Examples
+        --------
+        >>> import torch
+        >>> H = MechanicalHamiltonian(1, potential=CosinePotential(9.81))
+        >>> x, xn = torch.tensor([[0.3, 0.0]]), torch.tensor([[0.5, -0.4]])
+        >>> g = H.invariant_gradient(x, xn)
+        >>> torch.allclose(H(xn) - H(x), (g * (xn - x)).sum(-1))
+        True
+        """
+        k = self.n_dof
+        q, p = x[:, :k], x[:, k:]
+        q_next, p_next = x_next[:, :k], x_next[:, k:]
+        dV = torch.zeros_like(q)
+        for V in self.potentials:
+            dV = dV + V.discrete_grad(q, q_next)  # type: ignore[operator]
+        v = self.velocity(q, 0.5 * (p + p_next))
+        return torch.cat([dV, v], dim=-1)
+
     def lower_bound(self) -> float:
         """Return the sum of the potentials' bounds (kinetic energy is >= 0)."""
         return float(sum(V.lower_bound() for V in self.potentials))
+
+    def _invariant_refusal(self) -> str | None:
+        if self.state_dependent_mass:
+            return "this MechanicalHamiltonian has a state-dependent mass"
+        for V in self.potentials:
+            why = V._invariant_refusal()
+            if why is not None:
+                return f"its potential {why}"
+        return None

@@ -37,20 +37,34 @@ __all__ = ["simulate", "METHODS", "Method"]
 logger = logging.getLogger(__name__)
 
 Method = Literal[
-    "gonzalez", "itoh_abe", "avf", "implicit_midpoint", "verlet", "rk4", "euler"
+    "gonzalez",
+    "itoh_abe",
+    "avf",
+    "invariant",
+    "implicit_midpoint",
+    "verlet",
+    "rk4",
+    "euler",
 ]
 METHODS: tuple[str, ...] = (
     "gonzalez",
     "itoh_abe",
     "avf",
+    "invariant",
     "implicit_midpoint",
     "verlet",
     "rk4",
     "euler",
 )
-IMPLICIT: tuple[str, ...] = ("gonzalez", "itoh_abe", "avf", "implicit_midpoint")
-# Methods whose step keeps the energy balance exactly for any H.
-EXACT: tuple[str, ...] = ("gonzalez", "itoh_abe")
+IMPLICIT: tuple[str, ...] = (
+    "gonzalez",
+    "itoh_abe",
+    "avf",
+    "invariant",
+    "implicit_midpoint",
+)
+# Methods whose step keeps the energy balance exactly (for every H they take).
+EXACT: tuple[str, ...] = ("gonzalez", "itoh_abe", "invariant")
 
 # Rows per batched bookkeeping pass; bounds the (rows, n, n) matrices of R.
 _CHUNK = 1 << 16
@@ -64,6 +78,17 @@ def _check_model(model: AbstractModel, method: str, like: Tensor) -> None:
         )
     if method == "verlet":
         check_verlet(model, like)
+    if method == "invariant":
+        assert isinstance(model, PortHamiltonian)
+        why = model.H._invariant_refusal()
+        if why is not None:
+            raise NotSupportedError(
+                "method='invariant' needs an energy written through its invariants "
+                "(PairwiseHamiltonian, QuadraticHamiltonian, or MechanicalHamiltonian "
+                "with constant mass and quadratic, polynomial, cosine or "
+                f"gravitational potentials); {why}. Use method='gonzalez' (exact "
+                "energy balance) or 'avf' (also keeps linear invariants)."
+            )
 
 
 def simulate(
@@ -106,8 +131,8 @@ def simulate(
         Sample interval; must be positive.
     steps : int, optional
         Number of intervals; taken from ``u`` when it is a tensor.
-    method : {"gonzalez", "itoh_abe", "avf", "implicit_midpoint", "verlet", \
-"rk4", "euler"}, default "gonzalez"
+    method : {"gonzalez", "itoh_abe", "avf", "invariant", "implicit_midpoint", \
+"verlet", "rk4", "euler"}, default "gonzalez"
         The integrator; see Notes.
     substeps : int, default 1
         Integrator steps per sample interval.
@@ -144,8 +169,9 @@ def simulate(
     ConvergenceError
         With ``strict=True`` when a row's implicit solve misses ``tol``.
     NotSupportedError
-        For an implicit method on a model without energy, or ``verlet`` on
-        a model that is not separable mechanical with canonical ``J``.
+        For an implicit method on a model without energy, ``verlet`` on
+        a model that is not separable mechanical with canonical ``J``, or
+        ``invariant`` on an energy without ``invariant_gradient``.
 
     Warns
     -----
@@ -163,6 +189,10 @@ def simulate(
     ``avf``              2      exact for polynomial ``H`` of degree
                                 ``<= 2 avf_nodes``; quadrature error else;
                                 keeps linear invariants
+    ``invariant``        2      exact; a discrete gradient through the
+                                invariants of ``H`` (needs an ``H`` with
+                                ``invariant_gradient``); keeps total and
+                                angular momentum of pair energies
     ``implicit_midpoint`` 2     exact for quadratic ``H`` only
     ``verlet``           2      explicit; bounded error (symplectic) for
                                 separable ``H`` with canonical ``J``

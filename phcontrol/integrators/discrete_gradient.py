@@ -12,8 +12,9 @@ gives :math:`H(x') - H(x) = -\Delta t\, \bar\nabla H^\top R \bar\nabla H
 up to the implicit solve's tolerance. Gonzalez's midpoint and Itoh and
 Abe's coordinate increments are exact discrete gradients for any ``H``;
 the averaged vector field is one when its quadrature is exact (polynomial
-``H``); the implicit midpoint rule uses :math:`\nabla H(\bar x)`, which is
-one only for quadratic ``H``.
+``H``); ``invariant`` asks the energy for a discrete gradient built on its
+invariants (``H.invariant_gradient``); the implicit midpoint rule uses
+:math:`\nabla H(\bar x)`, which is one only for quadratic ``H``.
 """
 
 from __future__ import annotations
@@ -276,6 +277,9 @@ def method_gradient(
         return lambda x, z, Hx, Hz: itoh_abe_gradient(H, dH, x, z, Hx, Hz)
     if method == "avf":
         return lambda x, z, Hx, Hz: avf_gradient(dH, x, z, avf_nodes)
+    if method == "invariant":
+        step_grad = model.H.invariant_gradient  # type: ignore[attr-defined]
+        return lambda x, z, Hx, Hz: step_grad(x, z)
     return lambda x, z, Hx, Hz: dH(0.5 * (x + z))
 
 
