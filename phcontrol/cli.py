@@ -7,9 +7,11 @@ with figures to one directory (see :mod:`phcontrol.report`).
 ``phcontrol check`` decides passivity of a model file or a state-space file
 (exit 0 passive, 1 not passive or undecided).
 
-Exit status: 0 success, 1 the fit failed, 2 bad usage or bad data. Errors
-are one line on stderr, ``phcontrol: error: ...``; ``--debug`` adds the
-traceback. Results go to stdout, diagnostics and the progress bar to stderr.
+Exit status: 0 success, 1 the fit failed, 2 bad usage or bad data, 130
+the fit was interrupted (SIGINT or SIGTERM) and its best model so far was
+written. Errors are one line on stderr, ``phcontrol: error: ...``;
+``--debug`` adds the traceback. Results go to stdout, diagnostics and the
+progress bar to stderr.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
 """Exit status of a successful command."""
@@ -32,6 +34,11 @@ EXIT_FAILED = 1
 """Exit status when the fit failed (no convergence, non-finite results)."""
 EXIT_USAGE = 2
 """Exit status for bad usage or bad data; nothing was written."""
+EXIT_INTERRUPTED = 130
+"""Exit status of an interrupted fit; its best model so far was written."""
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+"""Name of the fit's checkpoint inside the ``--out`` directory."""
 
 _PROG = "phcontrol"
 
@@ -125,7 +132,9 @@ def _build_parser() -> _Parser:
         description="Fit a passive port-Hamiltonian model to a log and write "
         "model.safetensors, report.json, report.html and figures/ to --out. "
         "Without LOG or --dataset, fits the bundled Silverbox log.",
-        epilog="exit status: 0 ok, 1 fit failed, 2 bad usage or bad data",
+        epilog="exit status: 0 ok, 1 fit failed, 2 bad usage or bad data, "
+        "130 interrupted (the best model so far is written; continue with "
+        "--resume)",
     )
     ident.add_argument(
         "log",
@@ -202,6 +211,12 @@ def _build_parser() -> _Parser:
     )
     out.add_argument(
         "--force", action="store_true", help="replace a non-empty --out directory"
+    )
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"continue an interrupted fit from --out/{CHECKPOINT_FILE} "
+        "(same LOG and options)",
     )
     out.add_argument(
         "--json", action="store_true", help="print the report as JSON on stdout"
@@ -400,7 +415,7 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _identify(args: argparse.Namespace) -> int:
-    from .errors import DataError, NotSupportedError
+    from .errors import DataError, ModelFileError, NotSupportedError
     from .report import check_out_dir, report_dict, write_report
 
     try:
@@ -411,24 +426,58 @@ def _identify(args: argparse.Namespace) -> int:
                 logging.getLogger(__name__).info("%s", problem)
         return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
     out = Path(args.out) if args.out else Path("runs") / f"identify-{name}"
+    checkpoint = out / CHECKPOINT_FILE
+    created = not out.exists()
     try:
-        check_out_dir(out, force=args.force)
+        if args.resume:
+            if not checkpoint.is_file():
+                raise FileExistsError(
+                    f"--resume: there is no checkpoint {str(checkpoint)!r} to "
+                    "continue; run without --resume to start a new fit"
+                )
+        else:
+            check_out_dir(out, force=args.force)
     except FileExistsError as err:
         return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
 
     options = _fit_options(args)
+    options.update(checkpoint=checkpoint, resume=args.resume)
     try:
         fit = _run_fit(data, options, quiet=args.quiet)
-    except (DataError, NotSupportedError) as err:
+    except (DataError, NotSupportedError, ModelFileError) as err:
+        if not args.resume:
+            _discard(checkpoint, created)
         return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+    except KeyboardInterrupt as err:  # after training: while simulating the tests
+        where = str(checkpoint) if checkpoint.exists() else None
+        return _fail(
+            "interrupted; "
+            + (
+                f"the fit so far is in {where!r}: continue with --resume"
+                if where
+                else "nothing was written"
+            ),
+            EXIT_INTERRUPTED,
+            err,
+            args.debug,
+        )
     except Exception as err:  # noqa: BLE001 - any failure inside the fit is status 1
+        if not args.resume:
+            _discard(checkpoint, created)
         return _fail(f"the fit failed: {_one_line(err)}", EXIT_FAILED, err, args.debug)
 
     dataset = data if not _is_log(data) else None
+    interrupted = bool(fit.report.interrupted)
     try:
-        write_report(fit, out, dataset=dataset, force=args.force)
-    except FileExistsError as err:
-        return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+        # --force, --resume or an out directory checked empty above: the only
+        # thing the fit itself put there is its checkpoint.
+        write_report(
+            fit,
+            out,
+            dataset=dataset,
+            force=True,
+            keep=(CHECKPOINT_FILE,) if interrupted else (),
+        )
     except OSError as err:
         return _fail(
             f"cannot write the report to {str(out)!r}: {_one_line(err)}",
@@ -441,12 +490,31 @@ def _identify(args: argparse.Namespace) -> int:
         print(json.dumps({**doc, "out": str(out)}, indent=2, allow_nan=False))
     else:
         _print_summary(doc, out)
+    if interrupted:
+        return _fail(
+            f"interrupted after {fit.report.settings.get('steps_run')} training "
+            f"steps; the best model so far is in {str(out)!r}; continue with "
+            "--resume",
+            EXIT_INTERRUPTED,
+            None,
+            False,
+        )
     problem = _fit_problem(doc)
     if problem:
         return _fail(
             f"{problem}; the report in {str(out)!r} shows it", EXIT_FAILED, None, False
         )
     return EXIT_OK
+
+
+def _discard(checkpoint: Path, created: bool) -> None:
+    """Remove a failed fit's checkpoint, and ``--out`` if the fit created it."""
+    import contextlib
+
+    checkpoint.unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):  # not empty: leave it alone
+            checkpoint.parent.rmdir()
 
 
 def _is_log(data: Any) -> bool:
