@@ -162,6 +162,17 @@ def _build_parser() -> _Parser:
         metavar="COL[,COL]",
         help="measured-output columns of LOG",
     )
+    data.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse an irregularly sampled LOG instead of warning",
+    )
+    data.add_argument(
+        "--max-bytes",
+        type=_positive_int,
+        metavar="BYTES",
+        help="refuse a LOG file larger than this (default 2 GiB)",
+    )
     fit = ident.add_argument_group("fit")
     fit.add_argument(
         "--model",
@@ -369,6 +380,8 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, str]:
             ("--dt", args.dt),
             ("--inputs", args.inputs),
             ("--outputs", args.outputs),
+            ("--strict", args.strict or None),
+            ("--max-bytes", args.max_bytes),
         )
         if value is not None
     ]
@@ -394,12 +407,15 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, str]:
         )
     if not args.outputs:
         raise _UsageError("LOG needs --outputs COL[,COL]: the measured columns to fit")
+    extra = {} if args.max_bytes is None else {"max_bytes": args.max_bytes}
     log = load_log(
         args.log,
         time=args.time,
         dt=args.dt,
         inputs=args.inputs or (),
         outputs=args.outputs,
+        strict=args.strict,
+        **extra,
     )
     return log, Path(args.log).stem
 
@@ -524,7 +540,11 @@ def _is_log(data: Any) -> bool:
 
 
 def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
-    """Call :func:`phcontrol.identify` with a progress bar on stderr."""
+    """Call :func:`phcontrol.identify` with a progress bar on stderr.
+
+    The bar appears with the first training step, so an error found before
+    fitting starts stays the only line on stderr.
+    """
     from tqdm import tqdm
 
     from .identify import identify
@@ -532,31 +552,44 @@ def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
     total = sum(
         options.get(key, _fit_default(key)) for key in ("lbfgs_steps", "iterations")
     )
-    # Off a terminal (a log file, CI) the bar is redrawn at most every 30 s,
-    # so a long fit still shows that it is alive without flooding the log.
-    with tqdm(
-        total=total,
-        desc="fitting",
-        unit="it",
-        file=sys.stderr,
-        disable=quiet,
-        mininterval=1.0 if sys.stderr.isatty() else 30.0,
-    ) as bar:
+    bars: list[Any] = []
 
-        def progress(record: dict[str, Any]) -> None:
-            if record.get("stage") == "simulate":
-                bar.set_description("simulating the test sets")
-                bar.refresh()
-                return
-            bar.update(1)
-            bar.set_description(f"fitting ({record.get('stage', '')})", refresh=False)
-            shown = {"loss": f"{record.get('train_loss', math.nan):.3g}"}
-            if "val_loss" in record:
-                shown["val"] = f"{record['val_loss']:.3g}"
-            bar.set_postfix(shown, refresh=False)
+    def bar() -> Any:
+        if not bars:
+            # Off a terminal (a log file, CI) the bar is redrawn at most every
+            # 30 s, so a long fit still shows that it is alive without
+            # flooding the log.
+            bars.append(
+                tqdm(
+                    total=total,
+                    desc="fitting",
+                    unit="it",
+                    file=sys.stderr,
+                    disable=quiet,
+                    mininterval=1.0 if sys.stderr.isatty() else 30.0,
+                )
+            )
+        return bars[0]
 
-        fit = identify(data, callback=progress, **options)
-    return fit
+    def progress(record: dict[str, Any]) -> None:
+        if record.get("stage") == "simulate":
+            bar().set_description("simulating the test sets")
+            bar().refresh()
+            return
+        if not bars and record.get("iteration", 1) > 1:  # a resumed fit
+            bar().update(record["iteration"] - 1)
+        bar().update(1)
+        bar().set_description(f"fitting ({record.get('stage', '')})", refresh=False)
+        shown = {"loss": f"{record.get('train_loss', math.nan):.3g}"}
+        if "val_loss" in record:
+            shown["val"] = f"{record['val_loss']:.3g}"
+        bar().set_postfix(shown, refresh=False)
+
+    try:
+        return identify(data, callback=progress, **options)
+    finally:
+        if bars:
+            bars[0].close()
 
 
 def _fit_problem(doc: dict[str, Any]) -> str | None:

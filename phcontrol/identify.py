@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from . import _checkpoint
-from ._validation import check_choice
+from ._validation import check_choice, check_keywords
 from .data import Log
 from .errors import ConvergenceError, DataError, ModelFileError, NotSupportedError
 from .fitted import Encoder, IdentifiedModel, energy_audit, one_thread
@@ -246,6 +246,7 @@ def _split_log(data: Any, val_fraction: float) -> tuple[Log, Log, dict[str, Log]
     )
 
 
+@check_keywords
 @one_thread()
 def identify(
     data: Log | Any,

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._validation import check_keywords
 from ..errors import NotSupportedError
 from . import _hamiltonian_test as ht
 from . import _kyp
@@ -119,6 +120,7 @@ def _finite(value: float | None) -> float | str | None:
     return value if math.isfinite(value) else str(value)
 
 
+@check_keywords
 def check_passivity(
     system: Any,
     *,
