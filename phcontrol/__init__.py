@@ -25,6 +25,9 @@ from .errors import (
     NotSupportedError as NotSupportedError,
 )
 from .errors import (
+    NumericsError as NumericsError,
+)
+from .errors import (
     NumericsWarning as NumericsWarning,
 )
 from .errors import (
@@ -160,6 +163,7 @@ __all__ = [
     "ModelFileError",
     "NeuralODE",
     "NotSupportedError",
+    "NumericsError",
     "NumericsWarning",
     "PHControlError",
     "PHControlWarning",

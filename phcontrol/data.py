@@ -800,7 +800,7 @@ def load_log(
     if problems.items:
         raise problems.error()
     if irregular:
-        warnings.warn(f"{label}: {irregular}", DataWarning, stacklevel=2)
+        warnings.warn(f"{label}: {irregular}", DataWarning, stacklevel=3)
 
     assert n is not None  # every wanted column was read, else an error was raised
     columns = {name: v for name, v in values.items() if v is not None}
