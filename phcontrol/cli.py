@@ -319,6 +319,24 @@ def _one_line(err: BaseException) -> str:
     return text
 
 
+def _out(text: str) -> None:
+    """Print a result line on stdout; a reader that went away is no error.
+
+    When stdout is a pipe whose reader closed early (``phcontrol check
+    m.safetensors --json | head``), the rest of the output is dropped and
+    the command still ends with its own exit status.
+    """
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit goes here
+        os.close(devnull)
+
+
 def _fail(message: str, code: int, err: BaseException | None, debug: bool) -> int:
     if debug and err is not None:
         traceback.print_exception(err, file=sys.stderr)
@@ -503,7 +521,7 @@ def _identify(args: argparse.Namespace) -> int:
         )
     doc = report_dict(fit, dataset=dataset)
     if args.json:
-        print(json.dumps({**doc, "out": str(out)}, indent=2, allow_nan=False))
+        _out(json.dumps({**doc, "out": str(out)}, indent=2, allow_nan=False))
     else:
         _print_summary(doc, out)
     if interrupted:
@@ -573,7 +591,7 @@ def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
 
     def progress(record: dict[str, Any]) -> None:
         if record.get("stage") == "simulate":
-            bar().set_description("simulating the test sets")
+            bar().set_description("simulating the held-out data")
             bar().refresh()
             return
         if not bars and record.get("iteration", 1) > 1:  # a resumed fit
@@ -605,15 +623,15 @@ def _fit_problem(doc: dict[str, Any]) -> str | None:
 def _print_summary(doc: dict[str, Any], out: Path) -> None:
     unit = doc["unit"]
     published = doc.get("published", {})
-    print(f"simulation RMSE ({unit}):")
+    _out(f"simulation RMSE ({unit}):")
     for split, values in doc["metrics"].items():
         rmse = values.get("rmse")
         text = "not finite" if rmse is None else f"{rmse:#.4g}"
         refs = published.get(split, {})
         best = min(refs.items(), key=lambda kv: kv[1]) if refs else None
         extra = f"   (best published: {best[0]} {best[1]:.4g})" if best else ""
-        print(f"  {split:32s} {text}{extra}")
-    print(f"wrote {out / 'report.html'}")
+        _out(f"  {split:32s} {text}{extra}")
+    _out(f"wrote {out / 'report.html'}")
 
 
 _SS_SUFFIXES = (".npz", ".mat", ".json")
@@ -687,10 +705,10 @@ def _check(args: argparse.Namespace) -> int:
         raise _UsageError(f"{str(path)!r}: {_one_line(err)}") from err
     if args.json:
         doc = {"file": str(path), **result.to_dict()}
-        print(json.dumps(doc, indent=2))
+        _out(json.dumps(doc, indent=2))
     else:
-        print(f"{path.name}: {result.verdict.replace('_', ' ')} ({result.method})")
-        print(f"  {result.message}")
+        _out(f"{path.name}: {result.verdict.replace('_', ' ')} ({result.method})")
+        _out(f"  {result.message}")
     return EXIT_OK if result.verdict == "passive" else EXIT_FAILED
 
 

@@ -262,3 +262,28 @@ def test_documented_parameter_parser_reads_numpydoc() -> None:
 def test_the_public_api_lists_only_existing_names() -> None:
     for name in phcontrol.__all__:
         assert hasattr(phcontrol, name), name
+
+
+def test_cli_output_to_a_closed_pipe_is_no_error(tmp_path: Path) -> None:
+    import os
+
+    import phcontrol as phc
+
+    path = tmp_path / "m.safetensors"
+    model = phc.PortHamiltonian(
+        phc.QuadraticHamiltonian(2), phc.CanonicalJ(2), G=phc.InputMatrix(2, 1)
+    )
+    phc.save(model, path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phcontrol", "check", str(path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away before anything is written
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
