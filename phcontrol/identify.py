@@ -388,6 +388,7 @@ def identify(
     >>> fit.report.unit
     'V'
     """
+    call = dict(locals())  # the arguments, for the checkpoint's fingerprint
     t_start = time.perf_counter()
     if resume and checkpoint is None:
         raise ValueError(
@@ -424,24 +425,8 @@ def identify(
 
     tracker = _Tracker(fitted, _window_loss(fitted, *val_win), t_start, callback)
     if checkpoint is not None:
-        key = _checkpoint.fingerprint(
-            [train.u, train.z, val.u, val.z],
-            dict(
-                model=model,
-                substeps=substeps,
-                input_hold=input_hold,
-                window=window,
-                batch_size=batch_size,
-                lbfgs_steps=lbfgs_steps,
-                iterations=iterations,
-                lr=lr,
-                n_past=n_past,
-                val_every=val_every,
-                patience=patience,
-                seed=seed,
-                mlp_hidden=mlp_hidden,
-            ),
-        )
+        options = {k: v for k, v in call.items() if k not in _FREE_ON_RESUME}
+        key = _checkpoint.fingerprint([train.u, train.z, val.u, val.z], options)
         tracker.checkpoint = (os.fspath(checkpoint), key)
     saved = tracker.restore() if resume else None
     stage = saved.stage if saved is not None else "lbfgs"
@@ -578,6 +563,11 @@ def _initial_model(
         substeps=substeps,
         input_hold=input_hold,
     )
+
+
+_FREE_ON_RESUME = ("data", "max_time", "callback", "checkpoint", "resume", "n_init")
+"""Arguments of :func:`identify` that may change between a fit and its resumption;
+every other one must match (the data are compared by their values)."""
 
 
 class _Tracker:
