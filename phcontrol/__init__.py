@@ -26,6 +26,9 @@ from .errors import (
     NotSupportedError as NotSupportedError,
 )
 from .errors import (
+    NumericsError as NumericsError,
+)
+from .errors import (
     NumericsWarning as NumericsWarning,
 )
 from .errors import (
@@ -177,6 +180,7 @@ __all__ = [
     "ModelFileError",
     "NeuralODE",
     "NotSupportedError",
+    "NumericsError",
     "NumericsWarning",
     "PHControlError",
     "PHControlWarning",

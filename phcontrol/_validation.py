@@ -6,7 +6,11 @@ states the rule, says what was found and how to fix it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -14,6 +18,34 @@ from torch import Tensor
 from .errors import ShapeError
 
 __all__: list[str] = []
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def check_keywords(func: _F) -> _F:
+    """Reject unknown keyword arguments of ``func`` naming the closest one.
+
+    Python's own ``TypeError`` names the unknown keyword; this one also
+    suggests the argument that was most likely meant.
+    """
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names = [
+        p.name for p in inspect.signature(func).parameters.values() if p.kind in kinds
+    ]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for key in kwargs:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise TypeError(
+                    f"{func.__name__}() got an unexpected keyword argument "
+                    f"{key!r}{hint} Its keywords: {', '.join(names)}"
+                )
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _describe(x: Tensor) -> str:

@@ -11,9 +11,11 @@ with figures to one directory (see :mod:`phcontrol.report`).
 certifies the closed loop and simulates it (exit 0 certified, 1 not
 certified or undecided); see :mod:`phcontrol._cli_control`.
 
-Exit status: 0 success, 1 the fit failed, 2 bad usage or bad data. Errors
-are one line on stderr, ``phcontrol: error: ...``; ``--debug`` adds the
-traceback. Results go to stdout, diagnostics and the progress bar to stderr.
+Exit status: 0 success, 1 the fit failed, 2 bad usage or bad data, 130
+the fit was interrupted (SIGINT or SIGTERM) and its best model so far was
+written. Errors are one line on stderr, ``phcontrol: error: ...``;
+``--debug`` adds the traceback. Results go to stdout, diagnostics and the
+progress bar to stderr.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
 """Exit status of a successful command."""
@@ -36,6 +38,11 @@ EXIT_FAILED = 1
 """Exit status when the fit failed (no convergence, non-finite results)."""
 EXIT_USAGE = 2
 """Exit status for bad usage or bad data; nothing was written."""
+EXIT_INTERRUPTED = 130
+"""Exit status of an interrupted fit; its best model so far was written."""
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+"""Name of the fit's checkpoint inside the ``--out`` directory."""
 
 _PROG = "phcontrol"
 
@@ -129,7 +136,9 @@ def _build_parser() -> _Parser:
         description="Fit a passive port-Hamiltonian model to a log and write "
         "model.safetensors, report.json, report.html and figures/ to --out. "
         "Without LOG or --dataset, fits the bundled Silverbox log.",
-        epilog="exit status: 0 ok, 1 fit failed, 2 bad usage or bad data",
+        epilog="exit status: 0 ok, 1 fit failed, 2 bad usage or bad data, "
+        "130 interrupted (the best model so far is written; continue with "
+        "--resume)",
     )
     ident.add_argument(
         "log",
@@ -156,6 +165,17 @@ def _build_parser() -> _Parser:
         type=_columns,
         metavar="COL[,COL]",
         help="measured-output columns of LOG",
+    )
+    data.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse an irregularly sampled LOG instead of warning",
+    )
+    data.add_argument(
+        "--max-bytes",
+        type=_positive_int,
+        metavar="BYTES",
+        help="refuse a LOG file larger than this (default 2 GiB)",
     )
     fit = ident.add_argument_group("fit")
     fit.add_argument(
@@ -206,6 +226,12 @@ def _build_parser() -> _Parser:
     )
     out.add_argument(
         "--force", action="store_true", help="replace a non-empty --out directory"
+    )
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"continue an interrupted fit from --out/{CHECKPOINT_FILE} "
+        "(same LOG and options)",
     )
     out.add_argument(
         "--json", action="store_true", help="print the report as JSON on stdout"
@@ -300,6 +326,24 @@ def _one_line(err: BaseException) -> str:
     return text
 
 
+def _out(text: str) -> None:
+    """Print a result line on stdout; a reader that went away is no error.
+
+    When stdout is a pipe whose reader closed early (``phcontrol check
+    m.safetensors --json | head``), the rest of the output is dropped and
+    the command still ends with its own exit status.
+    """
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit goes here
+        os.close(devnull)
+
+
 def _fail(message: str, code: int, err: BaseException | None, debug: bool) -> int:
     if debug and err is not None:
         traceback.print_exception(err, file=sys.stderr)
@@ -363,6 +407,8 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, str]:
             ("--dt", args.dt),
             ("--inputs", args.inputs),
             ("--outputs", args.outputs),
+            ("--strict", args.strict or None),
+            ("--max-bytes", args.max_bytes),
         )
         if value is not None
     ]
@@ -388,12 +434,15 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, str]:
         )
     if not args.outputs:
         raise _UsageError("LOG needs --outputs COL[,COL]: the measured columns to fit")
+    extra = {} if args.max_bytes is None else {"max_bytes": args.max_bytes}
     log = load_log(
         args.log,
         time=args.time,
         dt=args.dt,
         inputs=args.inputs or (),
         outputs=args.outputs,
+        strict=args.strict,
+        **extra,
     )
     return log, Path(args.log).stem
 
@@ -409,7 +458,7 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _identify(args: argparse.Namespace) -> int:
-    from .errors import DataError, NotSupportedError
+    from .errors import DataError, ModelFileError, NotSupportedError
     from .report import check_out_dir, report_dict, write_report
 
     try:
@@ -420,24 +469,58 @@ def _identify(args: argparse.Namespace) -> int:
                 logging.getLogger(__name__).info("%s", problem)
         return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
     out = Path(args.out) if args.out else Path("runs") / f"identify-{name}"
+    checkpoint = out / CHECKPOINT_FILE
+    created = not out.exists()
     try:
-        check_out_dir(out, force=args.force)
+        if args.resume:
+            if not checkpoint.is_file():
+                raise FileExistsError(
+                    f"--resume: there is no checkpoint {str(checkpoint)!r} to "
+                    "continue; run without --resume to start a new fit"
+                )
+        else:
+            check_out_dir(out, force=args.force)
     except FileExistsError as err:
         return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
 
     options = _fit_options(args)
+    options.update(checkpoint=checkpoint, resume=args.resume)
     try:
         fit = _run_fit(data, options, quiet=args.quiet)
-    except (DataError, NotSupportedError) as err:
+    except (DataError, NotSupportedError, ModelFileError) as err:
+        if not args.resume:
+            _discard(checkpoint, created)
         return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+    except KeyboardInterrupt as err:  # after training: while simulating the tests
+        where = str(checkpoint) if checkpoint.exists() else None
+        return _fail(
+            "interrupted; "
+            + (
+                f"the fit so far is in {where!r}: continue with --resume"
+                if where
+                else "nothing was written"
+            ),
+            EXIT_INTERRUPTED,
+            err,
+            args.debug,
+        )
     except Exception as err:  # noqa: BLE001 - any failure inside the fit is status 1
+        if not args.resume:
+            _discard(checkpoint, created)
         return _fail(f"the fit failed: {_one_line(err)}", EXIT_FAILED, err, args.debug)
 
     dataset = data if not _is_log(data) else None
+    interrupted = bool(fit.report.interrupted)
     try:
-        write_report(fit, out, dataset=dataset, force=args.force)
-    except FileExistsError as err:
-        return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+        # --force, --resume or an out directory checked empty above: the only
+        # thing the fit itself put there is its checkpoint.
+        write_report(
+            fit,
+            out,
+            dataset=dataset,
+            force=True,
+            keep=(CHECKPOINT_FILE,) if interrupted else (),
+        )
     except OSError as err:
         return _fail(
             f"cannot write the report to {str(out)!r}: {_one_line(err)}",
@@ -447,15 +530,34 @@ def _identify(args: argparse.Namespace) -> int:
         )
     doc = report_dict(fit, dataset=dataset)
     if args.json:
-        print(json.dumps({**doc, "out": str(out)}, indent=2, allow_nan=False))
+        _out(json.dumps({**doc, "out": str(out)}, indent=2, allow_nan=False))
     else:
         _print_summary(doc, out)
+    if interrupted:
+        return _fail(
+            f"interrupted after {fit.report.settings.get('steps_run')} training "
+            f"steps; the best model so far is in {str(out)!r}; continue with "
+            "--resume",
+            EXIT_INTERRUPTED,
+            None,
+            False,
+        )
     problem = _fit_problem(doc)
     if problem:
         return _fail(
             f"{problem}; the report in {str(out)!r} shows it", EXIT_FAILED, None, False
         )
     return EXIT_OK
+
+
+def _discard(checkpoint: Path, created: bool) -> None:
+    """Remove a failed fit's checkpoint, and ``--out`` if the fit created it."""
+    import contextlib
+
+    checkpoint.unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):  # not empty: leave it alone
+            checkpoint.parent.rmdir()
 
 
 def _is_log(data: Any) -> bool:
@@ -465,7 +567,11 @@ def _is_log(data: Any) -> bool:
 
 
 def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
-    """Call :func:`phcontrol.identify` with a progress bar on stderr."""
+    """Call :func:`phcontrol.identify` with a progress bar on stderr.
+
+    The bar appears with the first training step, so an error found before
+    fitting starts stays the only line on stderr.
+    """
     from tqdm import tqdm
 
     from .identify import identify
@@ -473,31 +579,44 @@ def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
     total = sum(
         options.get(key, _fit_default(key)) for key in ("lbfgs_steps", "iterations")
     )
-    # Off a terminal (a log file, CI) the bar is redrawn at most every 30 s,
-    # so a long fit still shows that it is alive without flooding the log.
-    with tqdm(
-        total=total,
-        desc="fitting",
-        unit="it",
-        file=sys.stderr,
-        disable=quiet,
-        mininterval=1.0 if sys.stderr.isatty() else 30.0,
-    ) as bar:
+    bars: list[Any] = []
 
-        def progress(record: dict[str, Any]) -> None:
-            if record.get("stage") == "simulate":
-                bar.set_description("simulating the test sets")
-                bar.refresh()
-                return
-            bar.update(1)
-            bar.set_description(f"fitting ({record.get('stage', '')})", refresh=False)
-            shown = {"loss": f"{record.get('train_loss', math.nan):.3g}"}
-            if "val_loss" in record:
-                shown["val"] = f"{record['val_loss']:.3g}"
-            bar.set_postfix(shown, refresh=False)
+    def bar() -> Any:
+        if not bars:
+            # Off a terminal (a log file, CI) the bar is redrawn at most every
+            # 30 s, so a long fit still shows that it is alive without
+            # flooding the log.
+            bars.append(
+                tqdm(
+                    total=total,
+                    desc="fitting",
+                    unit="it",
+                    file=sys.stderr,
+                    disable=quiet,
+                    mininterval=1.0 if sys.stderr.isatty() else 30.0,
+                )
+            )
+        return bars[0]
 
-        fit = identify(data, callback=progress, **options)
-    return fit
+    def progress(record: dict[str, Any]) -> None:
+        if record.get("stage") == "simulate":
+            bar().set_description("simulating the held-out data")
+            bar().refresh()
+            return
+        if not bars and record.get("iteration", 1) > 1:  # a resumed fit
+            bar().update(record["iteration"] - 1)
+        bar().update(1)
+        bar().set_description(f"fitting ({record.get('stage', '')})", refresh=False)
+        shown = {"loss": f"{record.get('train_loss', math.nan):.3g}"}
+        if "val_loss" in record:
+            shown["val"] = f"{record['val_loss']:.3g}"
+        bar().set_postfix(shown, refresh=False)
+
+    try:
+        return identify(data, callback=progress, **options)
+    finally:
+        if bars:
+            bars[0].close()
 
 
 def _fit_problem(doc: dict[str, Any]) -> str | None:
@@ -513,15 +632,15 @@ def _fit_problem(doc: dict[str, Any]) -> str | None:
 def _print_summary(doc: dict[str, Any], out: Path) -> None:
     unit = doc["unit"]
     published = doc.get("published", {})
-    print(f"simulation RMSE ({unit}):")
+    _out(f"simulation RMSE ({unit}):")
     for split, values in doc["metrics"].items():
         rmse = values.get("rmse")
         text = "not finite" if rmse is None else f"{rmse:#.4g}"
         refs = published.get(split, {})
         best = min(refs.items(), key=lambda kv: kv[1]) if refs else None
         extra = f"   (best published: {best[0]} {best[1]:.4g})" if best else ""
-        print(f"  {split:32s} {text}{extra}")
-    print(f"wrote {out / 'report.html'}")
+        _out(f"  {split:32s} {text}{extra}")
+    _out(f"wrote {out / 'report.html'}")
 
 
 _SS_SUFFIXES = (".npz", ".mat", ".json")
@@ -595,10 +714,10 @@ def _check(args: argparse.Namespace) -> int:
         raise _UsageError(f"{str(path)!r}: {_one_line(err)}") from err
     if args.json:
         doc = {"file": str(path), **result.to_dict()}
-        print(json.dumps(doc, indent=2))
+        _out(json.dumps(doc, indent=2))
     else:
-        print(f"{path.name}: {result.verdict.replace('_', ' ')} ({result.method})")
-        print(f"  {result.message}")
+        _out(f"{path.name}: {result.verdict.replace('_', ' ')} ({result.method})")
+        _out(f"  {result.message}")
     return EXIT_OK if result.verdict == "passive" else EXIT_FAILED
 
 

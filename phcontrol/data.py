@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._validation import check_keywords
 from .errors import DataError, DataWarning, ShapeError
 
 __all__ = ["Log", "load_log"]
@@ -665,6 +666,7 @@ def _irregularity(name: str, t: np.ndarray) -> str | None:
 # --------------------------------------------------------------------------
 
 
+@check_keywords
 def load_log(
     path: str | os.PathLike[str],
     *,
@@ -798,7 +800,7 @@ def load_log(
     if problems.items:
         raise problems.error()
     if irregular:
-        warnings.warn(f"{label}: {irregular}", DataWarning, stacklevel=2)
+        warnings.warn(f"{label}: {irregular}", DataWarning, stacklevel=3)
 
     assert n is not None  # every wanted column was read, else an error was raised
     columns = {name: v for name, v in values.items() if v is not None}
@@ -894,7 +896,10 @@ def _read_file(
             "split it"
         )
     if size == 0:
-        raise problems.fail("file is empty (0 bytes)")
+        raise problems.fail(
+            "file is empty (0 bytes); a log needs a header line naming the "
+            "columns, then one row per sample"
+        )
     reader = _READERS.get(file.suffix.lower())
     if reader is None:
         raise problems.fail(

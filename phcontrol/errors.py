@@ -16,6 +16,7 @@ __all__ = [
     "SolverError",
     "NotSupportedError",
     "ModelFileError",
+    "NumericsError",
     "PHControlWarning",
     "NumericsWarning",
     "DataWarning",
@@ -63,6 +64,14 @@ class NotSupportedError(PHControlError, NotImplementedError):
 
 class ModelFileError(PHControlError, ValueError):
     """A model or certificate file is unknown, tampered, truncated or mismatched."""
+
+
+class NumericsError(PHControlError, ArithmeticError):
+    """A result would lose too many digits: an ill-conditioned matrix.
+
+    The error that ``strict=True`` raises in place of a
+    :class:`NumericsWarning` about conditioning.
+    """
 
 
 class PHControlWarning(UserWarning):

@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import check_choice
+from . import _checkpoint
+from ._validation import check_choice, check_keywords
 from .data import Log
-from .errors import ConvergenceError, DataError, NotSupportedError
+from .errors import ConvergenceError, DataError, ModelFileError, NotSupportedError
 from .fitted import Encoder, IdentifiedModel, energy_audit, one_thread
 from .hamiltonians import (
     MechanicalHamiltonian,
@@ -76,6 +79,13 @@ class FitReport:
         Every option of the fit, the seed and the library versions.
     wall_time : float
         Seconds the whole fit took.
+    interrupted : bool
+        True when training was stopped early by SIGINT, SIGTERM or a
+        ``KeyboardInterrupt``; the model is then the best one found so far.
+    events : list of dict
+        Faults met while fitting and what was done about each (rolled back,
+        learning rate lowered, stage stopped, interrupted), with the stage
+        and iteration.
     """
 
     metrics: dict[str, dict[str, Any]]
@@ -85,6 +95,8 @@ class FitReport:
     parameters: dict[str, Any]
     settings: dict[str, Any]
     wall_time: float
+    interrupted: bool = False
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready nested dicts."""
@@ -96,6 +108,8 @@ class FitReport:
             "parameters": self.parameters,
             "settings": self.settings,
             "wall_time": self.wall_time,
+            "interrupted": self.interrupted,
+            "events": self.events,
         }
 
 
@@ -232,6 +246,7 @@ def _split_log(data: Any, val_fraction: float) -> tuple[Log, Log, dict[str, Log]
     )
 
 
+@check_keywords
 @one_thread()
 def identify(
     data: Log | Any,
@@ -253,6 +268,8 @@ def identify(
     mlp_hidden: int = 16,
     n_init: int | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
 ) -> FitResult:
     r"""Fit a passive pH model to a log by output error over windows.
 
@@ -322,7 +339,16 @@ def identify(
         Called with a progress dict after every step of either stage
         (``iteration``, ``stage``, ``train_loss``, ``seconds`` and, where
         validated, ``val_loss``), and once with ``stage="simulate"`` before
-        the evaluated splits are simulated.
+        the evaluated splits are simulated. A ``KeyboardInterrupt`` it
+        raises stops training at that step, like SIGINT.
+    checkpoint : str or path-like, optional
+        File (``.safetensors``) where the state of the fit is written,
+        atomically, after every validation, at the end of each stage and
+        when training stops early. Nothing is pickled.
+    resume : bool, default False
+        Continue the fit stored in ``checkpoint`` (same data and options)
+        instead of starting anew. An Adam stage continues exactly where it
+        stopped; an L-BFGS stage restarts its curvature memory.
 
     Raises
     ------
@@ -330,6 +356,26 @@ def identify(
         If the log is too short for the window or has no output.
     ConvergenceError
         If the fit produced non-finite losses it could not recover from.
+    FileNotFoundError
+        With ``resume=True``, if ``checkpoint`` does not exist.
+    ModelFileError
+        With ``resume=True``, if ``checkpoint`` is damaged, is not a
+        checkpoint, or belongs to a fit of other data or options.
+
+    Notes
+    -----
+    Faults are handled, not hidden. A non-finite or exploding training loss
+    in the Adam stage rolls the model back to the best one so far, halves
+    the learning rate, resets the moment estimates and goes on; after ten
+    such faults the fit stops with a :class:`ConvergenceError`. In the
+    L-BFGS stage a failed line search or a diverging validation loss rolls
+    back and ends the stage. Each fault is logged as a warning and listed
+    in ``report.events``.
+
+    While fitting in the main thread, SIGINT (Ctrl-C) and SIGTERM stop
+    training at the end of the current step: the best model so far is
+    evaluated and returned with ``report.interrupted`` set, and the
+    checkpoint is written. A second Ctrl-C interrupts at once.
 
     Examples
     --------
@@ -342,7 +388,12 @@ def identify(
     >>> fit.report.unit
     'V'
     """
+    call = dict(locals())  # the arguments, for the checkpoint's fingerprint
     t_start = time.perf_counter()
+    if resume and checkpoint is None:
+        raise ValueError(
+            "`resume=True` needs `checkpoint=`, the file of the fit to continue"
+        )
     if model not in ("mechanical", "linear"):
         raise ValueError(f"`model` must be 'mechanical' or 'linear'; found {model!r}")
     check_choice(input_hold, "input_hold", ("linear", "cubic", "zoh"))
@@ -373,36 +424,56 @@ def identify(
     val_win = _windows(uv, zv, n_past, val_len, val_starts)
 
     tracker = _Tracker(fitted, _window_loss(fitted, *val_win), t_start, callback)
+    if checkpoint is not None:
+        options = {k: v for k, v in call.items() if k not in _FREE_ON_RESUME}
+        key = _checkpoint.fingerprint([train.u, train.z, val.u, val.z], options)
+        tracker.checkpoint = (os.fspath(checkpoint), key)
+    saved = tracker.restore() if resume else None
+    stage = saved.stage if saved is not None else "lbfgs"
     deadline = math.inf if max_time is None else t_start + max_time
-    if lbfgs_steps:
-        starts = torch.linspace(
-            n_past, len(train) - window - 1, min(2 * batch_size, len(train))
-        ).long()
-        _fit_lbfgs(
-            fitted,
-            _windows(ut, zt, n_past, window, starts.unique()),
-            val_win,
-            lbfgs_steps,
-            tracker,
-            deadline,
-        )
-    if iterations and time.perf_counter() < deadline:
-        gen = torch.Generator().manual_seed(seed)
-        _fit_adam(
-            fitted,
-            (ut, zt),
-            val_win,
-            tracker,
-            deadline,
-            gen=gen,
-            n_past=n_past,
-            window=window,
-            batch_size=batch_size,
-            iterations=iterations,
-            lr=lr,
-            val_every=val_every,
-            patience=patience,
-        )
+    with _checkpoint.StopRequest() as stop:
+        tracker.stop = stop
+        try:
+            if lbfgs_steps and stage == "lbfgs":
+                starts = torch.linspace(
+                    n_past, len(train) - window - 1, min(2 * batch_size, len(train))
+                ).long()
+                _fit_lbfgs(
+                    fitted,
+                    _windows(ut, zt, n_past, window, starts.unique()),
+                    val_win,
+                    lbfgs_steps,
+                    tracker,
+                    deadline,
+                    start=saved.stage_step if saved is not None else 0,
+                )
+            if (
+                iterations
+                and stage != "done"
+                and not tracker.stopping()
+                and time.perf_counter() < deadline
+            ):
+                gen = torch.Generator().manual_seed(seed)
+                _fit_adam(
+                    fitted,
+                    (ut, zt),
+                    val_win,
+                    tracker,
+                    deadline,
+                    gen=gen,
+                    n_past=n_past,
+                    window=window,
+                    batch_size=batch_size,
+                    iterations=iterations,
+                    lr=lr,
+                    val_every=val_every,
+                    patience=patience,
+                    saved=saved if stage == "adam" else None,
+                )
+        except KeyboardInterrupt:  # in the middle of a step: keep the best
+            tracker.interrupt("KeyboardInterrupt")
+    if not tracker.interrupted:
+        tracker.save("done", 0)
     fitted.load_state_dict(tracker.best_state)
     logger.info("training done: best validation loss %.4g", tracker.best_val)
     if callback is not None:
@@ -445,8 +516,11 @@ def identify(
             mlp_hidden=mlp_hidden,
             n_init=k0,
             steps_run=tracker.step,
+            resumed=saved is not None,
         ),
         wall_time=time.perf_counter() - t_start,
+        interrupted=tracker.interrupted,
+        events=list(tracker.events),
     )
     return FitResult(
         model=fitted,
@@ -491,8 +565,18 @@ def _initial_model(
     )
 
 
+_FREE_ON_RESUME = ("data", "max_time", "callback", "checkpoint", "resume", "n_init")
+"""Arguments of :func:`identify` that may change between a fit and its resumption;
+every other one must match (the data are compared by their values)."""
+
+
 class _Tracker:
-    """Keep the best model by validation loss and the training history."""
+    """Keep the best model by validation loss, the history and the faults.
+
+    It also writes the checkpoint and says when training should stop: on a
+    signal caught by :class:`~phcontrol._checkpoint.StopRequest`, or when
+    the callback raised ``KeyboardInterrupt``.
+    """
 
     def __init__(
         self,
@@ -516,6 +600,11 @@ class _Tracker:
                 "seconds": 0.0,
             }
         ]
+        self.events: list[dict[str, Any]] = []
+        self.checkpoint: tuple[str, str] | None = None
+        self.stop: _checkpoint.StopRequest | None = None
+        self.stop_reason: str | None = None
+        self.interrupted = False
 
     def _snapshot(self) -> dict[str, Tensor]:
         return {k: v.detach().clone() for k, v in self.fitted.state_dict().items()}
@@ -537,8 +626,83 @@ class _Tracker:
                 self.best_val, improved = val_loss, True
                 self.best_state = self._snapshot()
         if self.callback is not None:
-            self.callback(entry)
+            try:
+                self.callback(entry)
+            except KeyboardInterrupt:  # the step is complete: stop cleanly
+                self.stop_reason = "KeyboardInterrupt"
         return improved
+
+    def fault(self, stage: str, problem: str, action: str) -> None:
+        """Record a fault met while fitting and log it as a warning."""
+        self.events.append(
+            {"iteration": self.step, "stage": stage, "event": problem, "action": action}
+        )
+        logger.warning("%s step %d: %s; %s", stage, self.step, problem, action)
+
+    def stopping(self) -> bool:
+        """True once a signal or the callback asked training to stop."""
+        if self.stop_reason is None and self.stop is not None:
+            self.stop_reason = self.stop.reason
+        return self.stop_reason is not None
+
+    def interrupt(self, reason: str) -> None:
+        """Mark the fit interrupted; the best model so far will be kept."""
+        self.interrupted = True
+        self.events.append(
+            {
+                "iteration": self.step,
+                "stage": "training",
+                "event": f"interrupted ({reason})",
+                "action": "kept the best model so far",
+            }
+        )
+        logger.warning(
+            "training interrupted (%s) after %d steps; keeping the best model",
+            reason,
+            self.step,
+        )
+
+    def save(self, stage: str, stage_step: int, **state: Any) -> None:
+        """Write the checkpoint, if the fit has one."""
+        if self.checkpoint is None:
+            return
+        path, key = self.checkpoint
+        fit_state = _checkpoint.FitState(
+            stage=stage,
+            stage_step=stage_step,
+            step=self.step,
+            best_val=self.best_val,
+            history=self.history,
+            events=self.events,
+            current=self._snapshot(),
+            best=self.best_state,
+            **state,
+        )
+        _checkpoint.save_checkpoint(Path(path), fit_state, key)
+
+    def restore(self) -> _checkpoint.FitState:
+        """Load the checkpoint into the model and this tracker."""
+        assert self.checkpoint is not None  # identify checks resume=True needs one
+        path, key = self.checkpoint
+        saved = _checkpoint.load_checkpoint(Path(path), key)
+        try:
+            self.fitted.load_state_dict(saved.best)
+            self.fitted.load_state_dict(saved.current)
+        except RuntimeError as err:
+            raise ModelFileError(
+                f"cannot resume from {path!r}: its parameters do not fit this "
+                f"model ({_first_line(err)}); start a new fit without resume"
+            ) from err
+        self.best_state = {k: v.clone() for k, v in saved.best.items()}
+        self.best_val, self.step = saved.best_val, saved.step
+        self.history, self.events = list(saved.history), list(saved.events)
+        logger.info("resuming from %s: %s step %d", path, saved.stage, self.step)
+        return saved
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _is_physical(name: str) -> bool:
@@ -549,6 +713,18 @@ def _is_physical(name: str) -> bool:
 _DIVERGED = 1e10
 """Loss reported to L-BFGS for a trial point whose simulation diverged."""
 
+_EXPLODED = 100.0
+"""Normalised loss above which a loss that also grew a thousandfold counts
+as exploding: the simulation is then ten standard deviations off."""
+
+_MAX_FAULTS = 10
+"""Faults the Adam stage absorbs before it gives up."""
+
+
+def _exploding(loss: float, reference: float) -> bool:
+    """True for a non-finite loss, or one far above both its bounds."""
+    return not math.isfinite(loss) or loss > max(_EXPLODED, 1e3 * reference)
+
 
 def _fit_lbfgs(
     fitted: IdentifiedModel,
@@ -557,6 +733,8 @@ def _fit_lbfgs(
     steps: int,
     tracker: _Tracker,
     deadline: float,
+    *,
+    start: int = 0,
 ) -> None:
     """Stage 1: L-BFGS on the physical parameters over fixed windows."""
     params = [p for n, p in fitted.named_parameters() if _is_physical(n)]
@@ -579,24 +757,38 @@ def _fit_lbfgs(
     for p in frozen:  # no gradients for what this stage leaves alone
         p.requires_grad_(False)
     try:
-        for _ in range(steps):
+        for k in range(start + 1, steps + 1):
             try:
                 loss = float(opt.step(closure))  # type: ignore[arg-type]
             except (IndexError, RuntimeError) as err:  # the line search broke down
                 fitted.load_state_dict(tracker.best_state)
-                logger.warning("L-BFGS stopped early (%s); kept the best model", err)
-                return
+                tracker.fault(
+                    "lbfgs",
+                    f"the line search failed ({_first_line(err)})",
+                    "rolled back to the best model and ended the L-BFGS stage",
+                )
+                break
             val_loss = _window_loss(fitted, *val_win)
             tracker.record("lbfgs", loss, val_loss)
-            if not math.isfinite(val_loss):
+            if _exploding(val_loss, tracker.best_val):
                 fitted.load_state_dict(tracker.best_state)
-                logger.warning("L-BFGS reached a diverging model; kept the best")
+                tracker.fault(
+                    "lbfgs",
+                    f"the validation loss diverged ({val_loss:.3g})",
+                    "rolled back to the best model and ended the L-BFGS stage",
+                )
+                break
+            if tracker.stopping():
+                tracker.save("lbfgs", k)
+                tracker.interrupt(str(tracker.stop_reason))
                 return
             if time.perf_counter() > deadline:
-                return
+                break
+            tracker.save("lbfgs", k)
     finally:
         for p in frozen:
             p.requires_grad_(True)
+    tracker.save("adam", 0)
 
 
 def _fit_adam(
@@ -614,31 +806,69 @@ def _fit_adam(
     lr: float,
     val_every: int,
     patience: int,
+    saved: _checkpoint.FitState | None = None,
 ) -> None:
     """Stage 2: Adam on every parameter over random windows."""
-    fitted.load_state_dict(tracker.best_state)
     ut, zt = train
     opt = torch.optim.Adam(fitted.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations, eta_min=lr / 20)
-    stale = 0
-    for it in range(1, iterations + 1):
+    stale, faults, first = 0, 0, 1
+    best_train = math.inf
+    if saved is None or saved.stage_step == 0:
+        fitted.load_state_dict(tracker.best_state)
+    else:
+        if saved.optimizer is not None:
+            opt.load_state_dict(saved.optimizer)
+        if saved.scheduler is not None:
+            sched.load_state_dict(saved.scheduler)
+        if saved.generator is not None:
+            gen.set_state(saved.generator)
+        stale = int(saved.extra.get("stale", 0))
+        faults = int(saved.extra.get("faults", 0))
+        best_train = float(saved.extra.get("best_train", math.inf))
+        first = saved.stage_step + 1
+
+    def save(it: int) -> None:
+        tracker.save(
+            "adam",
+            it,
+            optimizer=opt.state_dict(),
+            scheduler=sched.state_dict(),
+            generator=gen.get_state(),
+            extra={"stale": stale, "faults": faults, "best_train": best_train},
+        )
+
+    for it in range(first, iterations + 1):
         starts = torch.randint(
             n_past, len(ut) - window - 1, (batch_size,), generator=gen
         )
         loss = _window_loss_grad(fitted, *_windows(ut, zt, n_past, window, starts))
-        if not math.isfinite(loss):
+        if _exploding(loss, best_train):
+            faults += 1
             fitted.load_state_dict(tracker.best_state)
+            opt.state.clear()  # moments gathered on the way to the fault
             for group in opt.param_groups:
                 group["lr"] *= 0.5
-            logger.warning(
-                "non-finite loss at iteration %d: rolled back, lr halved", it
+            problem = (
+                "non-finite training loss"
+                if not math.isfinite(loss)
+                else f"exploding training loss {loss:.3g}"
             )
-            if opt.param_groups[0]["lr"] < lr * 1e-3:
+            if faults > _MAX_FAULTS:
                 raise ConvergenceError(
-                    "the fit kept producing non-finite losses; lower `lr` or "
-                    "shorten `window`"
+                    f"the fit stopped at Adam iteration {it}: {problem} after "
+                    f"{_MAX_FAULTS} roll-backs, the learning rate already lowered "
+                    f"to {opt.param_groups[0]['lr']:.3g}; lower `lr`, shorten "
+                    "`window` or raise `substeps`"
                 )
+            tracker.fault(
+                "adam",
+                f"{problem} at iteration {it}",
+                "rolled back to the best model, halved the learning rate to "
+                f"{opt.param_groups[0]['lr']:.3g} and reset the Adam moments",
+            )
             continue
+        best_train = min(best_train, loss)
         opt.step()
         sched.step()
         timed_out = time.perf_counter() > deadline
@@ -648,6 +878,12 @@ def _fit_adam(
             stale = 0
         elif validate:
             stale += 1
+        if tracker.stopping():
+            save(it)
+            tracker.interrupt(str(tracker.stop_reason))
+            return
+        if validate:
+            save(it)
         if stale >= patience or timed_out:
             break
 

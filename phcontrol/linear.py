@@ -16,13 +16,14 @@ so ``A = (J - R) Q``, ``B = G - K``, ``C = (G + K)^T Q``, ``D = S + N``, with
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import NotSupportedError, ShapeError
+from .errors import NotSupportedError, NumericsError, NumericsWarning, ShapeError
 from .passivity._lti import LTI, as_lti, make_lti
 
 __all__ = [
@@ -319,8 +320,13 @@ def to_state_space(model: Any, x_eq: Any = None, *, tol: float | None = None) ->
     return control.ss(A, B.reshape(-1, model.n_inputs), C, D.reshape(C.shape[0], -1))
 
 
+COND_WARN = 1e6
+"""Condition number of ``P`` above which :func:`from_state_space` warns: the
+pH form is built with ``P^{-1}`` and keeps fewer than ten digits."""
+
+
 def from_state_space(
-    sys: Any, *, min_margin: float = 1e-8, **check_options: Any
+    sys: Any, *, min_margin: float = 1e-8, strict: bool = False, **check_options: Any
 ) -> LinearPortHamiltonian:
     r"""Write a passive state-space model in port-Hamiltonian form.
 
@@ -330,6 +336,9 @@ def from_state_space(
         A square, continuous-time, passive system.
     min_margin : float, default 1e-8
         Smallest accepted ``lambda_min(P) / ||P||`` of the storage.
+    strict : bool, default False
+        Raise instead of warning when ``P`` is ill-conditioned (condition
+        number above ``COND_WARN``) or the solver's status is not clean.
     **check_options
         Passed to :func:`~phcontrol.check_passivity` (``method``, ``solver``).
 
@@ -348,6 +357,15 @@ def from_state_space(
         (a non-minimal realisation: reduce it with ``control.minreal``).
     NotSupportedError
         For a discrete-time system.
+    NumericsError
+        With ``strict=True``, if ``P`` is ill-conditioned.
+
+    Warns
+    -----
+    NumericsWarning
+        If the condition number of ``P`` exceeds ``COND_WARN`` (1e6): the
+        pH matrices then carry an error of about ``cond(P) * eps``
+        relative to their norm.
 
     Examples
     --------
@@ -364,7 +382,7 @@ def from_state_space(
             "from_state_space needs a continuous-time system; convert it with "
             "control.d2c or keep it as a StateSpace"
         )
-    res = check_passivity(lti_tuple(lti), **check_options)
+    res = check_passivity(lti_tuple(lti), strict=strict, **check_options)
     if res.verdict != "passive" or res.P is None:
         raise ValueError(
             f"`sys` must be passive to have a pH form; the check says "
@@ -378,6 +396,18 @@ def from_state_space(
             f"{lam[0] / max(lam[-1], 1e-300):.2g} < {min_margin:g}): the "
             "realisation is not minimal. Reduce it first with control.minreal(sys)"
         )
+    cond = float(lam[-1] / lam[0])
+    if cond > COND_WARN:
+        text = (
+            f"the storage P of `sys` is ill-conditioned (condition number "
+            f"{cond:.2g} > {COND_WARN:g}); the pH form is computed with P^-1 and "
+            f"loses about {math.log10(cond):.0f} digits. Rescale the states "
+            "(control.similarity_transform) or reduce the model with "
+            "control.minreal"
+        )
+        if strict:
+            raise NumericsError(text)
+        warnings.warn(text, NumericsWarning, stacklevel=2)
     Pinv_A = np.linalg.solve(P.T, lti.A.T).T  # A P^{-1}
     JR = Pinv_A
     J = 0.5 * (JR - JR.T)

@@ -23,7 +23,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,7 @@ def write_report(
     *,
     dataset: Any = None,
     force: bool = False,
+    keep: Sequence[str] = (),
 ) -> Path:
     """Write a fit's model, JSON report, report page and figures to a directory.
 
@@ -194,6 +195,9 @@ def write_report(
         published results; by default taken from the fit's settings.
     force : bool, default False
         Replace an existing, non-empty ``out_dir``.
+    keep : sequence of str, default ()
+        Names of files already in ``out_dir`` to carry over into the new
+        directory (a fit's checkpoint); missing ones are skipped.
 
     Returns
     -------
@@ -233,6 +237,9 @@ def write_report(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         _write_contents(fit, tmp, doc, dataset)
+        for name in keep:
+            if (out / name).is_file():
+                shutil.copy2(out / name, tmp / name)
         _move_into_place(tmp, out, force=force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -430,9 +437,27 @@ def _html_page(fit: Any, doc: dict[str, Any], dataset: Any, figures: dict) -> st
         f"training steps ({_num(settings.get('lbfgs_steps'))} L-BFGS at most, "
         f"then {_num(settings.get('iterations'))} Adam at most). Model file "
         f"<code>{MODEL_FILE}</code>.</p>",
-        "<h2>Simulation error</h2>",
-        _metrics_table(doc),
     ]
+    if doc.get("interrupted"):
+        parts.append(
+            "<p><b>Training was interrupted.</b> The model is the best one found "
+            "before the interruption; <code>phcontrol identify ... --resume</code> "
+            "continues the fit from the checkpoint in this directory.</p>"
+        )
+    parts += ["<h2>Simulation error</h2>", _metrics_table(doc)]
+    if doc.get("events"):
+        rows = "".join(
+            f"<tr><td>{_num(e.get('iteration'))}</td>"
+            f"<td>{html.escape(str(e.get('stage', '')))}</td>"
+            f"<td>{html.escape(str(e.get('event', '')))}</td>"
+            f"<td>{html.escape(str(e.get('action', '')))}</td></tr>"
+            for e in doc["events"]
+        )
+        parts += [
+            "<h2>Faults during fitting</h2>",
+            "<table><thead><tr><th>step</th><th>stage</th><th>what happened</th>"
+            f"<th>what was done</th></tr></thead><tbody>{rows}</tbody></table>",
+        ]
     if "comparison" in figures:
         parts.append(f"<img src='{figures['comparison']}' alt='RMSE comparison'>")
     parts += [

@@ -266,4 +266,4 @@ def _report_convergence(
     )
     if strict:
         raise ConvergenceError(msg)
-    warnings.warn(msg, NumericsWarning, stacklevel=3)
+    warnings.warn(msg, NumericsWarning, stacklevel=4)

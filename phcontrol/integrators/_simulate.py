@@ -19,7 +19,13 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .._validation import check_batch, check_choice, check_positive, default_tol
+from .._validation import (
+    check_batch,
+    check_choice,
+    check_keywords,
+    check_positive,
+    default_tol,
+)
 from ..errors import NotSupportedError
 from ..models import AbstractModel, PortHamiltonian
 from ._base import (
@@ -91,6 +97,7 @@ def _check_model(model: AbstractModel, method: str, like: Tensor) -> None:
             )
 
 
+@check_keywords
 def simulate(
     model: AbstractModel,
     x0: Tensor,

@@ -241,7 +241,7 @@ def write_certificate(
     >>> verify_certificate(d / "m.cert.json").verdict == cert.verdict
     True
     """
-    from ..io import load
+    from ..io import _atomic_write, load
 
     model_path, out_path = Path(model_path), Path(out_path)
     model = load(model_path)
@@ -268,7 +268,7 @@ def write_certificate(
         "problems": problems,
         **data,
     }
-    out_path.write_text(json.dumps(doc, indent=2))
+    _atomic_write(out_path, json.dumps(doc, indent=2).encode())
     return ModelCertificate(verdict, built, sampled, problems, doc)
 
 

@@ -21,12 +21,14 @@ Margins are relative and computed on the balanced system:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import NotSupportedError
+from .._validation import check_keywords
+from ..errors import NotSupportedError, NumericsWarning, SolverError
 from . import _hamiltonian_test as ht
 from . import _kyp
 from ._lti import LTI, _norm2, as_lti, balance, cayley, phi_min, phi_min_many, recheck
@@ -121,6 +123,7 @@ def _finite(value: float | None) -> float | str | None:
     return value if math.isfinite(value) else str(value)
 
 
+@check_keywords
 def check_passivity(
     system: Any,
     *,
@@ -129,6 +132,7 @@ def check_passivity(
     solver: str | None = None,
     tol: float = RECHECK_TOL,
     max_seconds: float | None = None,
+    strict: bool = False,
 ) -> PassivityResult:
     r"""Decide whether a system is passive, with a storage that can be re-checked.
 
@@ -152,6 +156,9 @@ def check_passivity(
         Relative tolerance of the independent re-check.
     max_seconds : float, optional
         Time limit handed to the convex solver.
+    strict : bool, default False
+        Raise :class:`~phcontrol.errors.SolverError` instead of warning when
+        the convex solver ends with a status that is not clean.
 
     Returns
     -------
@@ -163,6 +170,17 @@ def check_passivity(
         If the system is not square (as many outputs as inputs).
     NotSupportedError
         If ``method="hamiltonian"`` and the test does not apply.
+    SolverError
+        With ``strict=True``, when the solver's status is not clean.
+
+    Warns
+    -----
+    NumericsWarning
+        When the convex solver ended with a status other than ``optimal``,
+        ``infeasible`` or ``unbounded`` (an ``*_inaccurate`` status, a time
+        or iteration limit, a solver failure). The verdict is still only
+        ``passive`` with a re-checked ``P``; the warning says that the
+        solver, not the system, may be why it is ``undecided``.
 
     Notes
     -----
@@ -196,10 +214,33 @@ def check_passivity(
     if isinstance(system, IdentifiedModel):  # a fit's model file: check its pH part
         system = system.system
     if isinstance(system, LinearPortHamiltonian):
-        return _check_structure(system)
-    if isinstance(system, PortHamiltonian):
-        return _check_model(system, tol)
-    return check_lti(as_lti(system, dt), method, solver, tol, max_seconds)
+        result = _check_structure(system)
+    elif isinstance(system, PortHamiltonian):
+        result = _check_model(system, tol)
+    else:
+        result = check_lti(as_lti(system, dt), method, solver, tol, max_seconds)
+    _report_status(result, strict)
+    return result
+
+
+CLEAN_STATUSES = frozenset({"optimal", "infeasible", "unbounded"})
+"""Solver statuses that leave nothing to report."""
+
+
+def _report_status(result: PassivityResult, strict: bool) -> None:
+    """Warn (or raise with ``strict``) when the solver's status is not clean."""
+    status = result.solver_status
+    if status is None or status in CLEAN_STATUSES:
+        return
+    text = (
+        f"the convex solver ended with status {status!r}, not 'optimal', "
+        f"'infeasible' or 'unbounded'; the verdict is {result.verdict!r} "
+        f"({result.method}). Try solver='SCS' or solver='CLARABEL', or a longer "
+        "`max_seconds`"
+    )
+    if strict:
+        raise SolverError(text)
+    warnings.warn(text, NumericsWarning, stacklevel=4)
 
 
 def check_lti(
