@@ -35,6 +35,8 @@ from .models import PortHamiltonian
 __all__ = ["Encoder", "IdentifiedModel", "energy_audit"]
 
 STITCH_TOL = 1e-10
+# Samples added at each end of a window before band-limited interpolation.
+_BAND_PAD = 32
 """Largest scaled state mismatch allowed at a seam of a stitched simulation."""
 
 
@@ -101,8 +103,8 @@ class IdentifiedModel(nn.Module, Configurable):
         Normalisation of inputs and outputs.
     substeps : int, default 3
         Discrete-gradient steps per sample.
-    input_hold : {"linear", "cubic", "zoh"}, default "linear"
-        How the input is held between samples.
+    input_hold : {"bandlimited", "linear", "cubic", "zoh"}, default "linear"
+        How the input is held between samples (see :func:`identify`).
 
     Examples
     --------
@@ -264,16 +266,21 @@ def _substep_inputs(u: Tensor, substeps: int, hold: str) -> Tensor:
         Inputs at the samples ``0 .. T``.
     substeps : int
         Sub-steps per sample interval.
-    hold : {"zoh", "linear", "cubic"}
-        ``zoh`` holds ``u[k]`` over interval ``k``; ``linear`` interpolates
-        between ``u[k]`` and ``u[k + 1]``; ``cubic`` fits the Catmull-Rom
-        cubic through ``u[k - 1] .. u[k + 2]`` (ends repeated), whose error
-        for a band-limited input is far smaller than the linear one's.
+    hold : {"bandlimited", "zoh", "linear", "cubic"}
+        ``bandlimited`` reconstructs the band-limited signal through the
+        samples (Kaiser-windowed sinc interpolation over about ten samples
+        on each side, :func:`scipy.signal.resample_poly`; the window's ends
+        are extended by odd reflection); ``zoh`` holds ``u[k]`` over
+        interval ``k``; ``linear`` interpolates between ``u[k]`` and
+        ``u[k + 1]``; ``cubic`` fits the Catmull-Rom cubic through
+        ``u[k - 1] .. u[k + 2]`` (ends repeated).
 
     Returns
     -------
     Tensor, shape (batch, T * substeps, n_inputs)
     """
+    if hold == "bandlimited":
+        return _band_limited(u, substeps)
     w = (torch.arange(substeps, dtype=u.dtype, device=u.device) + 0.5) / substeps
     w = w[None, None, :, None]
     u0, u1 = u[:, :-1, None], u[:, 1:, None]
@@ -291,6 +298,28 @@ def _substep_inputs(u: Tensor, substeps: int, hold: str) -> Tensor:
     return mid.flatten(1, 2)
 
 
+def _band_limited(u: Tensor, substeps: int) -> Tensor:
+    """Sub-step midpoints of the band-limited signal through ``u``'s samples.
+
+    ``u`` (batch, T + 1, m) becomes (batch, T * substeps, m). At a tenth of
+    the sample rate the reconstruction is exact to about 3e-4 of the
+    amplitude, at a third to about 3e-3; linear interpolation is off by
+    5% and 46% there.
+    """
+    from scipy.signal import resample_poly
+
+    steps = u.shape[1] - 1
+    pad = min(_BAND_PAD, steps)
+    data = u.detach().cpu().numpy()
+    if pad:
+        data = np.pad(data, ((0, 0), (pad, pad), (0, 0)), "reflect", reflect_type="odd")
+    up = 2 * substeps
+    fine = resample_poly(data, up, 1, axis=1)[:, up * pad : up * (pad + steps)]
+    mids = fine.reshape(u.shape[0], steps, up, u.shape[2])[:, :, 1::2]
+    out = torch.as_tensor(np.ascontiguousarray(mids), dtype=u.dtype)
+    return out.to(u.device).flatten(1, 2)
+
+
 def _rollout_states(
     system: PortHamiltonian,
     x0: Tensor,
@@ -303,10 +332,11 @@ def _rollout_states(
     """Simulate from ``x0`` (batch, n) under ``u`` (batch, T + 1, m).
 
     Returns the states at the samples, (batch, T + 1, n), and the per-row
-    convergence flags. One-degree-of-freedom mechanical models take the
+    convergence flags. ``hold="substeps"`` means ``u`` already holds the
+    sub-step inputs, (batch, T * substeps, m). One-degree-of-freedom mechanical models take the
     fast scalar step; every other model the general Gonzalez step.
     """
-    u_sub = _substep_inputs(u, substeps, hold)
+    u_sub = u if hold == "substeps" else _substep_inputs(u, substeps, hold)
     if _mechanical.supports(system):
         stepper = _mechanical.MechanicalStepper(system, 1.0 / substeps, tol, max_iter)
         x, V = x0, None
@@ -327,8 +357,9 @@ def _stitch(
 ) -> tuple[Tensor, Tensor, Tensor, dict[str, Any]]:
     """Simulate ``u`` (N, m) from ``x0`` (1, n) as pieces stepped together.
 
-    Returns the start state of every piece (chunks, n), the pieces' inputs
-    (chunks, L + 1, m), their states (chunks, L + 1, n) and diagnostics.
+    Returns the start state of every piece (chunks, n), the pieces' sub-step
+    inputs (chunks, L * substeps, m), their states (chunks, L + 1, n) and
+    diagnostics.
     """
     steps = u.shape[0] - 1
     if chunks is None:
@@ -338,16 +369,18 @@ def _stitch(
     pad = chunks * L - steps
     if pad:
         u = torch.cat([u, u[-1:].expand(pad, -1)], dim=0)
-    idx = torch.arange(chunks)[:, None] * L + torch.arange(L + 1)[None, :]
-    u_chunks = u[idx]
+    # The sub-step inputs come from the whole record, so that a piece's
+    # band-limited input does not depend on where the record was cut.
+    S = model.substeps
+    u_all = _substep_inputs(u[None], S, model.input_hold)[0]
+    idx = torch.arange(chunks)[:, None] * (L * S) + torch.arange(L * S)[None, :]
+    u_chunks = u_all[idx]
     starts = x0.new_zeros(chunks, x0.shape[1])
     starts[0] = x0[0]
     sweeps = 0
     while True:
         sweeps += 1
-        xs, ok = _rollout_states(
-            model.system, starts, u_chunks, model.substeps, model.input_hold
-        )
+        xs, ok = _rollout_states(model.system, starts, u_chunks, S, "substeps")
         new_starts = torch.cat([x0, xs[:-1, -1]], dim=0)
         seam = float(((new_starts - starts).abs() / (1.0 + new_starts.abs())).max())
         starts = new_starts
@@ -404,7 +437,7 @@ def _audit(
     x0, seq = model._initial_state(log.u, log.z, n_init)
     starts, u_chunks, _, _ = _stitch(model, x0, seq, chunks)
     system, S = model.system, model.substeps
-    u_sub = _substep_inputs(u_chunks, S, model.input_hold)
+    u_sub = u_chunks
     if _mechanical.supports(system):
         stepper = _mechanical.MechanicalStepper(system, 1.0 / S, 1e-12, 50)
         x = starts

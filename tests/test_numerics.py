@@ -59,13 +59,13 @@ PASSIVE = (
 
 def inaccurate(monkeypatch: pytest.MonkeyPatch, status: str) -> None:
     """Make every convex solve report ``status`` after solving."""
-    original = _kyp._solve
+    original = _kyp._solve_once
 
     def solve(problem, solver, max_seconds):  # noqa: ANN001
         original(problem, solver, max_seconds)
         return status
 
-    monkeypatch.setattr(_kyp, "_solve", solve)
+    monkeypatch.setattr(_kyp, "_solve_once", solve)
 
 
 def test_clean_solver_status_gives_no_warning() -> None:
@@ -98,7 +98,7 @@ def test_failing_solver_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(problem, solver, max_seconds):  # noqa: ANN001
         raise SolverError("the convex solver failed")
 
-    monkeypatch.setattr(_kyp, "_solve", broken)
+    monkeypatch.setattr(_kyp, "_solve_once", broken)
     with pytest.warns(NumericsWarning, match="status 'solver_error"):
         res = phc.check_passivity(PASSIVE, method="lmi")
     assert res.verdict == "undecided"
