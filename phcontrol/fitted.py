@@ -333,8 +333,9 @@ def _rollout_states(
 
     Returns the states at the samples, (batch, T + 1, n), and the per-row
     convergence flags. ``hold="substeps"`` means ``u`` already holds the
-    sub-step inputs, (batch, T * substeps, m). One-degree-of-freedom mechanical models take the
-    fast scalar step; every other model the general Gonzalez step.
+    sub-step inputs, (batch, T * substeps, m). One-degree-of-freedom
+    mechanical models take the fast scalar step; every other model the
+    general Gonzalez step.
     """
     u_sub = u if hold == "substeps" else _substep_inputs(u, substeps, hold)
     if _mechanical.supports(system):
