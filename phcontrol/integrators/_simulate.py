@@ -14,7 +14,7 @@ midpoint gradient :math:`\nabla H(\bar x)` otherwise):
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -52,16 +52,7 @@ Method = Literal[
     "rk4",
     "euler",
 ]
-METHODS: tuple[str, ...] = (
-    "gonzalez",
-    "itoh_abe",
-    "avf",
-    "invariant",
-    "implicit_midpoint",
-    "verlet",
-    "rk4",
-    "euler",
-)
+METHODS: tuple[str, ...] = get_args(Method)
 IMPLICIT: tuple[str, ...] = (
     "gonzalez",
     "itoh_abe",
