@@ -153,7 +153,13 @@ class IdentifiedModel(nn.Module, Configurable):
         return un, zn
 
     def rollout(
-        self, x0: Tensor, u: Tensor, *, tol: float = 1e-12, max_iter: int = 50
+        self,
+        x0: Tensor,
+        u: Tensor,
+        *,
+        substep_inputs: bool = False,
+        tol: float = 1e-12,
+        max_iter: int = 50,
     ) -> tuple[Tensor, Tensor]:
         """Simulate normalised windows from ``x0``.
 
@@ -162,7 +168,14 @@ class IdentifiedModel(nn.Module, Configurable):
         x0 : Tensor, shape (batch, n_states)
             Initial states at the first sample.
         u : Tensor, shape (batch, T + 1, n_inputs)
-            Normalised inputs at the samples ``0 .. T``.
+            Normalised inputs at the samples ``0 .. T``; with
+            ``substep_inputs=True``, shape (batch, T * substeps, n_inputs),
+            the inputs of every sub-step (already held as ``input_hold``
+            says, for example computed from a longer record).
+        substep_inputs : bool, default False
+            Whether ``u`` holds sub-step inputs rather than samples.
+        tol, max_iter
+            Tolerance and iteration cap of each implicit step.
 
         Returns
         -------
@@ -170,9 +183,8 @@ class IdentifiedModel(nn.Module, Configurable):
             Normalised simulated outputs.
         converged : Tensor, shape (batch,), bool
         """
-        xs, ok = _rollout_states(
-            self.system, x0, u, self.substeps, self.input_hold, tol, max_iter
-        )
+        hold = "substeps" if substep_inputs else self.input_hold
+        xs, ok = _rollout_states(self.system, x0, u, self.substeps, hold, tol, max_iter)
         return xs[..., : self.n_outputs], ok
 
     def _initial_state(

@@ -39,7 +39,13 @@ from . import _checkpoint
 from ._validation import check_choice, check_keywords
 from .data import Log
 from .errors import ConvergenceError, DataError, ModelFileError, NotSupportedError
-from .fitted import Encoder, IdentifiedModel, energy_audit, one_thread
+from .fitted import (
+    Encoder,
+    IdentifiedModel,
+    _substep_inputs,
+    energy_audit,
+    one_thread,
+)
 from .hamiltonians import (
     MechanicalHamiltonian,
     MLPPotential,
@@ -226,12 +232,33 @@ def _encoder_lstsq(
 
 
 def _windows(
-    u: Tensor, z: Tensor, n_past: int, length: int, starts: Tensor
+    record: tuple[Tensor, Tensor, Tensor], n_past: int, length: int, starts: Tensor
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Cut (batch) windows: past u/z for the encoder, future u/z to fit."""
+    """Cut (batch) windows from ``record = (u, z, u_sub)``.
+
+    Returns the past ``u`` and ``z`` for the encoder, the future sub-step
+    inputs (batch, length * substeps, m) and the future ``z`` to fit.
+    ``u_sub`` (N, substeps, m) holds each interval's sub-step inputs,
+    computed once from the whole record (see :func:`_record`).
+    """
+    u, z, u_sub = record
     past = starts[:, None] + torch.arange(-n_past, 0)[None, :]
     fut = starts[:, None] + torch.arange(length + 1)[None, :]
-    return u[past], z[past], u[fut], z[fut]
+    return u[past], z[past], u_sub[fut[:, :-1]].flatten(1, 2), z[fut]
+
+
+def _record(fitted: IdentifiedModel, log: Log) -> tuple[Tensor, Tensor, Tensor]:
+    """Normalised ``u`` (N, m), ``z`` (N, p) and sub-step inputs (N, S, m).
+
+    The sub-step inputs come from the whole record, so that a window's
+    band-limited input does not depend on where the window was cut. The
+    last row (no interval follows it) repeats the last sample.
+    """
+    u, z = fitted.normalise(torch.as_tensor(log.u), torch.as_tensor(log.z))
+    S = fitted.substeps
+    inner = _substep_inputs(u[None], S, fitted.input_hold)[0]
+    last = u[-1:, None, :].expand(1, S, -1)
+    return u, z, torch.cat([inner.unflatten(0, (-1, S)), last], dim=0)
 
 
 def _split_log(data: Any, val_fraction: float) -> tuple[Log, Log, dict[str, Log], Any]:
@@ -425,11 +452,10 @@ def identify(
     fitted = _initial_model(
         train, model, n_past, mlp_hidden, substeps, input_hold, seed
     )
-    ut, zt = fitted.normalise(torch.as_tensor(train.u), torch.as_tensor(train.z))
-    uv, zv = fitted.normalise(torch.as_tensor(val.u), torch.as_tensor(val.z))
+    train_rec, val_rec = _record(fitted, train), _record(fitted, val)
     val_len = min(len(val) - n_past - 1, 400)
     val_starts = torch.arange(n_past, len(val) - val_len, val_len)
-    val_win = _windows(uv, zv, n_past, val_len, val_starts)
+    val_win = _windows(val_rec, n_past, val_len, val_starts)
 
     tracker = _Tracker(fitted, _window_loss(fitted, *val_win), t_start, callback)
     if checkpoint is not None:
@@ -448,7 +474,7 @@ def identify(
                 ).long()
                 _fit_lbfgs(
                     fitted,
-                    _windows(ut, zt, n_past, window, starts.unique()),
+                    _windows(train_rec, n_past, window, starts.unique()),
                     val_win,
                     lbfgs_steps,
                     tracker,
@@ -464,7 +490,7 @@ def identify(
                 gen = torch.Generator().manual_seed(seed)
                 _fit_adam(
                     fitted,
-                    (ut, zt),
+                    train_rec,
                     val_win,
                     tracker,
                     deadline,
@@ -801,7 +827,7 @@ def _fit_lbfgs(
 
 def _fit_adam(
     fitted: IdentifiedModel,
-    train: tuple[Tensor, Tensor],
+    train: tuple[Tensor, Tensor, Tensor],
     val_win: tuple[Tensor, Tensor, Tensor, Tensor],
     tracker: _Tracker,
     deadline: float,
@@ -817,7 +843,7 @@ def _fit_adam(
     saved: _checkpoint.FitState | None = None,
 ) -> None:
     """Stage 2: Adam on every parameter over random windows."""
-    ut, zt = train
+    ut = train[0]
     opt = torch.optim.Adam(fitted.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations, eta_min=lr / 20)
     stale, faults, first = 0, 0, 1
@@ -850,7 +876,7 @@ def _fit_adam(
         starts = torch.randint(
             n_past, len(ut) - window - 1, (batch_size,), generator=gen
         )
-        loss = _window_loss_grad(fitted, *_windows(ut, zt, n_past, window, starts))
+        loss = _window_loss_grad(fitted, *_windows(train, n_past, window, starts))
         if _exploding(loss, best_train):
             faults += 1
             fitted.load_state_dict(tracker.best_state)
@@ -906,7 +932,7 @@ def _window_loss_grad(
 ) -> float:
     fitted.zero_grad(set_to_none=True)
     x0 = fitted.encoder(u_past, z_past)
-    z_sim, _ = fitted.rollout(x0, u)
+    z_sim, _ = fitted.rollout(x0, u, substep_inputs=True)
     loss = _output_error(z_sim, z)
     if not torch.isfinite(loss):
         return math.nan
@@ -919,7 +945,7 @@ def _window_loss(
     fitted: IdentifiedModel, u_past: Tensor, z_past: Tensor, u: Tensor, z: Tensor
 ) -> float:
     x0 = fitted.encoder(u_past, z_past)
-    z_sim, _ = fitted.rollout(x0, u)
+    z_sim, _ = fitted.rollout(x0, u, substep_inputs=True)
     return float(_output_error(z_sim, z))
 
 
