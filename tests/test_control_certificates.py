@@ -122,3 +122,56 @@ def test_synthesised_gains_meet_the_rate_and_grow_with_it():
         arm, EnergyShaping(arm, [0.5, -0.3], fast.stiffness, fast.damping)
     )
     assert certify_closed_loop(loop, decay_rate=2.0).verdict == "certified"
+
+
+def test_matrix_checks_are_decided_by_an_sdp_and_by_numpy(arm_loop):
+    cert = certify_closed_loop(arm_loop, decay_rate=0.5)
+    for name in ("R_d_psd", "hessian_pd"):
+        sdp = cert.check(name).sdp
+        assert sdp["status"] == "optimal"
+    hess = np.asarray(cert.data["matrices"]["hessian"])
+    low = np.linalg.eigvalsh(hess).min()
+    assert cert.check("hessian_pd").sdp["margin"] == pytest.approx(low, rel=1e-6)
+    # The SDP of R_d saw R_d(x*) and the states numpy found worst.
+    R = np.asarray(cert.data["matrices"]["R_d_sdp"])
+    assert R.shape == (5, 4, 4)
+    assert np.allclose(R[0], cert.data["matrices"]["R_d_at_target"])
+
+
+def test_a_solver_that_is_not_optimal_leaves_the_verdict_undecided(
+    arm_loop, monkeypatch
+):
+    from phcontrol.control import certificates
+
+    monkeypatch.setattr(
+        certificates, "psd_margin", lambda M, solver: (0.5, "optimal_inaccurate")
+    )
+    cert = certify_closed_loop(arm_loop, decay_rate=0.5)
+    assert cert.check("hessian_pd").status == "undecided"
+    assert "optimal_inaccurate" in cert.check("hessian_pd").message
+    assert cert.verdict == "undecided"
+
+
+def test_an_sdp_margin_that_numpy_refutes_is_not_certified(arm_loop):
+    doc = certify_closed_loop(arm_loop, decay_rate=0.5).data
+    doc = json.loads(json.dumps(doc))
+    for c in doc["checks"]:
+        if c["name"] == "hessian_pd":
+            c["sdp"]["margin"] *= 3.0  # claims more than the Hessian has
+    again = verify_closed_loop_certificate(doc)
+    assert again.check("hessian_pd").status == "undecided"
+    assert again.verdict == "undecided" and again.problems
+
+
+def test_version_1_certificates_still_load_and_newer_ones_are_refused(arm_loop):
+    doc = json.loads(json.dumps(certify_closed_loop(arm_loop, decay_rate=0.5).data))
+    doc["version"] = 1  # written before the SDP margins: no sdp, no R_d_sdp
+    del doc["matrices"]["R_d_sdp"], doc["matrices"]["R_d_sdp_states"]
+    for c in doc["checks"]:
+        c.pop("sdp")
+    old = verify_closed_loop_certificate(doc, arm_loop)
+    assert old.verdict == "certified" and not old.problems
+    assert old.check("hessian_pd").sdp["status"] == "optimal"  # solved on load
+    doc["version"] = 99
+    with pytest.raises(ModelFileError, match="version 99.*reads versions"):
+        verify_closed_loop_certificate(doc)

@@ -3,8 +3,8 @@ r"""Closed-loop certificates: solved with CVXPY, re-checked with numpy, saved as
 A certificate of a closed loop at its target ``x*`` collects four checks:
 
 * **equilibrium**: :math:`f(x^*) = 0` for the loop's field ``f``;
-* **R_d ⪰ 0**: eigenvalues of the closed-loop dissipation at ``x*`` and at
-  seeded states around it (sampled evidence, not a proof away from ``x*``);
+* **R_d ⪰ 0**: the closed-loop dissipation at ``x*`` and at seeded states
+  around it (sampled evidence, not a proof away from ``x*``);
 * **Hessian of H_d ≻ 0 at x***: with :math:`\nabla H_d(x^*) = 0`, the
   target is a strict local minimiser of the closed-loop energy;
 * **Lyapunov LMI with decay rate α** for the linearisation
@@ -15,6 +15,14 @@ A certificate of a closed loop at its target ``x*`` collects four checks:
   (on ``A`` scaled to unit norm) is sought with CVXPY; the returned ``P``
   is then re-checked in numpy on the unscaled ``A``, and the eigenvalues
   of ``A`` are compared with ``-α`` independently.
+
+The two matrix checks are decided twice: by a small CVXPY SDP, the
+largest margin ``t`` with :math:`M_i - t I \succeq 0` (:func:`psd_margin`,
+for ``R_d`` over ``x*`` and the sampled states numpy finds worst), and by
+numpy's eigenvalues of every matrix. A check passes only when the solver
+reports ``optimal``, its margin meets the rule and agrees with numpy's,
+and numpy's eigenvalues meet the rule; a non-optimal solve or a
+disagreement is ``undecided``; a negative eigenvalue is a ``fail``.
 
 Each check passes, fails (with a witness) or is undecided; the verdict is
 ``certified`` only when every applicable check passes, ``not_certified``
@@ -46,12 +54,16 @@ __all__ = [
     "certify_closed_loop",
     "verify_closed_loop_certificate",
     "lyapunov_lmi",
+    "psd_margin",
 ]
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "phcontrol-closed-loop-certificate"
-VERSION = 1
+VERSION = 2
+"""Version 2 adds the SDP margins of ``R_d_psd`` and ``hessian_pd``; version 1
+files (eigenvalue checks only) are still read, their SDPs solved on load."""
+READABLE_VERSIONS = (1, 2)
 
 EQ_RTOL = 1e-8
 """Largest accepted ``|f(x*)|`` relative to ``1 + ||A|| (1 + |x*|)``."""
@@ -59,6 +71,12 @@ EIG_RTOL = 1e-9
 """Eigenvalues within this fraction of the matrix norm of zero are undecided."""
 LMI_RTOL = 1e-7
 """The re-checked LMI must hold with this margin, relative to ``||A|| ||P||``."""
+SDP_RTOL = 1e-7
+"""An SDP margin must agree with numpy's smallest eigenvalue to this fraction
+of the matrices' size, and meets ``>= 0`` from ``-SDP_RTOL`` up (``> 0``
+from ``+SDP_RTOL``): the interior-point solve is accurate to about 1e-8."""
+SDP_SAMPLES = 4
+"""Sampled states (the numpy-worst) whose ``R_d`` joins ``R_d(x*)`` in the SDP."""
 
 Status = Literal["pass", "fail", "undecided", "not_applicable"]
 
@@ -78,12 +96,17 @@ class Check:
         see ``message``.
     message : str
         What was checked and what was found.
+    sdp : dict or None
+        For ``R_d_psd`` and ``hessian_pd``: the SDP's ``status``, its
+        ``margin`` (the largest ``t`` with ``M - t I ⪰ 0`` over its
+        ``matrices`` matrices) and the ``solver``; None for the others.
     """
 
     name: str
     status: Status
     margin: float | None
     message: str
+    sdp: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +264,119 @@ def _eig_check(
     )
 
 
+def psd_margin(
+    matrices: np.ndarray, *, solver: str = "CLARABEL"
+) -> tuple[float | None, str]:
+    r"""Solve :math:`\max t` subject to :math:`M_i - t I \succeq 0` for every ``i``.
+
+    The optimum is the smallest eigenvalue over the matrices; the SDP is
+    solved on the matrices divided by their largest entry, and ``t``
+    scaled back.
+
+    Parameters
+    ----------
+    matrices : ndarray, shape (k, n, n)
+        Symmetric matrices (symmetrised here).
+    solver : str, default "CLARABEL"
+        A CVXPY solver name.
+
+    Returns
+    -------
+    margin : float or None
+        The solver's ``t``, or None when it returned none.
+    status : str
+        The solver's status; only ``optimal`` is trusted by the checks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t, status = psd_margin(np.array([[[2.0, 1.0], [1.0, 2.0]]]))
+    >>> status, round(t, 6)
+    ('optimal', 1.0)
+    """
+    import cvxpy as cp
+
+    M = np.asarray(matrices, dtype=float)
+    if M.ndim != 3 or M.shape[1] != M.shape[2]:
+        raise ShapeError(
+            f"`matrices` must have shape (k, n, n); found {tuple(M.shape)}"
+        )
+    M = 0.5 * (M + M.transpose(0, 2, 1))
+    size = max(float(np.abs(M).max()) if M.size else 0.0, 1e-300)
+    eye = np.eye(M.shape[1])
+    t = cp.Variable()
+    cons = [cp.psd_wrap(m / size) - t * eye >> 0 for m in M]
+    prob = cp.Problem(cp.Maximize(t), cons)
+    try:
+        prob.solve(solver=solver)
+    except cp.SolverError as err:
+        return None, f"solver_error: {err}"
+    if t.value is None:
+        return None, str(prob.status)
+    return float(t.value) * size, str(prob.status)
+
+
+def _matrix_check(
+    name: str,
+    values: np.ndarray,
+    scale: float,
+    strict: bool,
+    where: str,
+    sdp: dict[str, Any],
+) -> Check:
+    """Combine the SDP margin and numpy's smallest eigenvalues into one check."""
+    plain = _eig_check(name, values, scale, strict, where)
+    if plain.status == "fail":  # an eigenvalue below zero is its own witness
+        return Check(name, "fail", plain.margin, plain.message, sdp)
+    margin, status = sdp.get("margin"), sdp.get("status")
+    low = float(values.min()) if values.size else 0.0
+    tol = SDP_RTOL * max(scale, 1e-300)
+    if status != "optimal" or margin is None:
+        return Check(
+            name,
+            "undecided",
+            plain.margin,
+            f"{plain.message}, but the SDP margin is not certified (solver status "
+            f"{status})",
+            sdp,
+        )
+    if abs(margin - low) > tol:
+        return Check(
+            name,
+            "undecided",
+            plain.margin,
+            f"the SDP margin {margin:.4g} disagrees with numpy's smallest eigenvalue "
+            f"{low:.4g} {where}",
+            sdp,
+        )
+    if (margin <= tol) if strict else (margin < -tol):
+        rule = "> 0" if strict else ">= 0"
+        return Check(
+            name,
+            "undecided",
+            plain.margin,
+            f"the SDP margin {margin:.3g} is too close to zero to show {rule} {where}",
+            sdp,
+        )
+    return Check(
+        name,
+        plain.status,
+        plain.margin,
+        f"SDP margin {margin:.4g} ({status}); numpy: {plain.message}",
+        sdp,
+    )
+
+
+def _solve_margin(matrices: np.ndarray, solver: str) -> dict[str, Any]:
+    margin, status = psd_margin(matrices, solver=solver)
+    return {
+        "status": status,
+        "margin": margin,
+        "matrices": int(len(matrices)),
+        "solver": solver,
+    }
+
+
 def certify_closed_loop(
     loop: ClosedLoop,
     *,
@@ -249,6 +385,7 @@ def certify_closed_loop(
     n_samples: int = 256,
     box: float = 0.5,
     seed: int = 0,
+    sdp_samples: int = SDP_SAMPLES,
     solver: str = "CLARABEL",
 ) -> ClosedLoopCertificate:
     r"""Certify a closed loop at its target; every number is re-checked.
@@ -274,8 +411,11 @@ def certify_closed_loop(
         Their half-width, relative to ``1 + |x*_i|``.
     seed : int, default 0
         Seed of the samples.
+    sdp_samples : int, default 4
+        Sampled states, those with the smallest eigenvalue of ``R_d`` in
+        numpy, whose ``R_d`` joins ``R_d(x*)`` in the SDP of ``R_d ⪰ 0``.
     solver : str, default "CLARABEL"
-        CVXPY solver of the Lyapunov LMI.
+        CVXPY solver of the SDPs and the Lyapunov LMI.
 
     Examples
     --------
@@ -297,6 +437,10 @@ def certify_closed_loop(
         )
     if not (decay_rate >= 0 and math.isfinite(decay_rate)):
         raise ValueError(f"`decay_rate` must be >= 0 and finite; found {decay_rate!r}")
+    if int(sdp_samples) != sdp_samples or sdp_samples < 0:
+        raise ValueError(
+            f"`sdp_samples` must be an integer >= 0; found {sdp_samples!r}"
+        )
     started = time.perf_counter()
     dtype = plant_dtype(loop.plant)
     n = loop.n_states
@@ -331,18 +475,24 @@ def certify_closed_loop(
         with torch.no_grad():
             R = loop.R_matrix(pts).double()
         R = 0.5 * (R + R.transpose(1, 2))
-        lam = torch.linalg.eigvalsh(R).numpy()
-        worst = int(lam.min(axis=1).argmin())
+        lam = torch.linalg.eigvalsh(R).numpy().min(axis=1)
+        worst = int(lam.argmin())
         at = "at x*" if worst == 0 else f"at sampled state {pts[worst].tolist()}"
-        c = _eig_check(
+        # The SDP sees R_d at x* and at the states numpy finds worst.
+        order = [0] + [int(i) + 1 for i in np.argsort(lam[1:])[:sdp_samples]]
+        R_sdp = R[order].numpy()
+        c = _matrix_check(
             "R_d_psd",
-            lam.min(axis=1),
+            lam,
             float(R.abs().max()) + 1.0,
             False,
             f"(x* and {n_samples} seeded states; worst {at})",
+            _solve_margin(R_sdp, solver),
         )
         checks.append(c)
         matrices["R_d_at_target"] = R[0].numpy().tolist()
+        matrices["R_d_sdp"] = R_sdp.tolist()
+        matrices["R_d_sdp_states"] = pts[order].double().tolist()
         hess = (
             torch.autograd.functional.jacobian(lambda x: loop.H.grad(x[None])[0], xs)
             .detach()
@@ -354,13 +504,21 @@ def certify_closed_loop(
             g = loop.H.grad(xs[None])[0].double().numpy()
         hs = float(np.linalg.norm(hess, 2))
         gres = float(np.abs(g).max())
-        hc = _eig_check("hessian_pd", np.linalg.eigvalsh(hess), hs, True, "at x*")
+        hc = _matrix_check(
+            "hessian_pd",
+            np.linalg.eigvalsh(hess),
+            hs,
+            True,
+            "at x*",
+            _solve_margin(hess[None], solver),
+        )
         if gres > EQ_RTOL * (1.0 + hs * (1.0 + float(xs.abs().max()))):
             hc = Check(
                 "hessian_pd",
                 "fail",
                 gres,
                 f"x* is not a critical point of H_d (|grad H_d(x*)| = {gres:.3g})",
+                hc.sdp,
             )
         checks.append(hc)
         matrices["hessian"] = hess.tolist()
@@ -385,6 +543,7 @@ def certify_closed_loop(
             "n_samples": n_samples,
             "box": box,
             "seed": seed,
+            "sdp_samples": sdp_samples,
             "solver": solver,
         },
         "checks": [c.__dict__ for c in checks],
@@ -395,16 +554,42 @@ def certify_closed_loop(
     return ClosedLoopCertificate(verdict, tuple(checks), doc)
 
 
+def _recheck(
+    name: str,
+    M: np.ndarray,
+    scale: float,
+    strict: bool,
+    where: str,
+    stored: dict[str, Any],
+    solver: str,
+) -> Check:
+    """Re-check stored matrices against a stored SDP margin (or solve it anew)."""
+    values = np.linalg.eigvalsh(M).min(axis=1)
+    sdp = stored.get("sdp")
+    if sdp is None:  # version 1: no SDP stored, so solve it on the stored matrices
+        sdp = _solve_margin(M, solver)
+    c = _matrix_check(name, values, scale, strict, where, dict(sdp))
+    if stored.get("status") == "fail" and c.status != "fail":
+        # A failure found at a sampled state that was not stored stands.
+        return Check(name, "fail", stored.get("margin"), stored.get("message", ""), sdp)
+    return c
+
+
 def verify_closed_loop_certificate(
-    source: str | os.PathLike[str] | dict[str, Any], loop: ClosedLoop | None = None
+    source: str | os.PathLike[str] | dict[str, Any],
+    loop: ClosedLoop | None = None,
+    *,
+    solver: str = "CLARABEL",
 ) -> ClosedLoopCertificate:
     """Re-check a saved closed-loop certificate, trusting none of its verdicts.
 
     The stored ``P`` is re-checked on the stored ``A`` (or, given ``loop``,
     on ``A`` recomputed from the loop, which must agree with the stored
-    one); the stored Hessian and ``R_d`` are re-checked by their
-    eigenvalues. A stored verdict that disagrees is reported in
-    ``problems`` and the result is then ``undecided`` at best.
+    one); the stored Hessian and ``R_d`` matrices are re-checked by their
+    eigenvalues, which must agree with the stored SDP margins (a version 1
+    file stores none: the SDPs are then solved on the stored matrices). A
+    stored verdict that disagrees is reported in ``problems`` and the
+    result is then ``undecided`` at best.
 
     Parameters
     ----------
@@ -412,6 +597,8 @@ def verify_closed_loop_certificate(
         The JSON file, or its parsed document.
     loop : ClosedLoop, optional
         The loop to recompute the matrices from.
+    solver : str, default "CLARABEL"
+        CVXPY solver of the SDPs of a version 1 file.
 
     Returns
     -------
@@ -420,7 +607,8 @@ def verify_closed_loop_certificate(
     Raises
     ------
     ModelFileError
-        If ``source`` is unreadable or not a closed-loop certificate.
+        If ``source`` is unreadable, not a closed-loop certificate, or of a
+        version this phcontrol does not read.
 
     Examples
     --------
@@ -448,6 +636,12 @@ def verify_closed_loop_certificate(
         raise ModelFileError(
             f"`source` is not a phcontrol closed-loop certificate (format must be "
             f"{FORMAT!r})"
+        )
+    if doc.get("version") not in READABLE_VERSIONS:
+        raise ModelFileError(
+            f"`source` is a closed-loop certificate of version {doc.get('version')!r}; "
+            f"this phcontrol reads versions {list(READABLE_VERSIONS)}. Upgrade "
+            "phcontrol, or certify the loop again with certify_closed_loop"
         )
     mats = doc.get("matrices", {})
     problems: list[str] = []
@@ -482,44 +676,40 @@ def verify_closed_loop_certificate(
             eq.get("message", ""),
         )
     )
+    version = doc.get("version")
     if mats.get("R_d_at_target") is not None:
-        R = np.asarray(mats["R_d_at_target"], dtype=float)
-        c = _eig_check(
-            "R_d_psd",
-            np.linalg.eigvalsh(0.5 * (R + R.T)),
-            float(np.abs(R).max()) + 1.0,
-            False,
-            "at x* (stored R_d)",
-        )
-        if stored.get("R_d_psd", {}).get("status") == "fail":
-            c = Check(
+        R = np.asarray(mats.get("R_d_sdp", [mats["R_d_at_target"]]), dtype=float)
+        R = 0.5 * (R + R.transpose(0, 2, 1))
+        checks.append(
+            _recheck(
                 "R_d_psd",
-                "fail",
-                stored["R_d_psd"]["margin"],
-                stored["R_d_psd"]["message"],
+                R,
+                float(np.abs(R).max()) + 1.0,
+                False,
+                f"at the {len(R)} stored states",
+                stored.get("R_d_psd", {}),
+                solver,
             )
-        checks.append(c)
+        )
     else:
         checks.append(Check("R_d_psd", "not_applicable", None, "no pH form"))
     if mats.get("hessian") is not None:
         Hs = np.asarray(mats["hessian"], dtype=float)
-        c = _eig_check(
-            "hessian_pd",
-            np.linalg.eigvalsh(0.5 * (Hs + Hs.T)),
-            float(np.linalg.norm(Hs, 2)),
-            True,
-            "at x* (stored Hessian)",
-        )
-        if stored.get("hessian_pd", {}).get("status") == "fail":
-            c = Check(
+        Hs = 0.5 * (Hs + Hs.T)
+        checks.append(
+            _recheck(
                 "hessian_pd",
-                "fail",
-                stored["hessian_pd"]["margin"],
-                stored["hessian_pd"]["message"],
+                Hs[None],
+                float(np.linalg.norm(Hs, 2)),
+                True,
+                "at x* (stored Hessian)",
+                stored.get("hessian_pd", {}),
+                solver,
             )
-        checks.append(c)
+        )
     else:
         checks.append(Check("hessian_pd", "not_applicable", None, "no pH form"))
+    logger.debug("re-checked a version %s certificate", version)
     P = None if mats.get("P") is None else np.asarray(mats["P"], dtype=float)
     checks.append(_lmi_check(A, P, alpha, "stored"))
     verdict = _verdict(checks)
