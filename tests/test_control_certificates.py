@@ -175,3 +175,53 @@ def test_version_1_certificates_still_load_and_newer_ones_are_refused(arm_loop):
     doc["version"] = 99
     with pytest.raises(ModelFileError, match="version 99.*reads versions"):
         verify_closed_loop_certificate(doc)
+
+
+def test_damping_gain_for_a_single_input_is_the_analytic_one():
+    from phcontrol.control import synthesize_damping_gain
+
+    plant = plants.mass_spring_damper(damping=0.0)  # s^2 + k s + 1
+    for rate in (0.3, 0.8):
+        out = synthesize_damping_gain(plant, decay_rate=rate)
+        assert out.verified and out.lmi_margin < 0
+        # The smallest k with Re(s) <= -rate is k = 2 rate (until k = 2).
+        assert out.gain[0, 0] == pytest.approx(2 * rate, rel=5e-3)
+        assert -1.01 * rate < out.max_real_eigenvalue < -rate
+        P, A = out.storage, np.asarray(
+            certify_closed_loop(closed_loop(plant, out.controller)).data["matrices"]["A"]
+        )
+        assert np.linalg.eigvalsh(A.T @ P + P @ A + 2 * rate * P).max() < 0
+
+
+def test_a_rate_no_damping_reaches_is_refused_with_the_best_one():
+    from phcontrol.control import synthesize_damping_gain
+    from phcontrol.errors import SolverError
+
+    plant = plants.mass_spring_damper(damping=0.0)  # fastest: k = 2, rate 1
+    with pytest.raises(SolverError, match=r"decay_rate=1.2.*best rate is 1 \("):
+        synthesize_damping_gain(plant, decay_rate=1.2)
+
+
+def test_damping_gains_on_two_inputs_meet_the_rate_and_certify():
+    from phcontrol.control import synthesize_damping_gain
+
+    arm = plants.two_link_arm()
+    full = synthesize_damping_gain(arm, decay_rate=0.5, rounds=3)
+    diag = synthesize_damping_gain(arm, decay_rate=0.5, diagonal=True, rounds=3)
+    assert full.verified and diag.verified
+    assert diag.gain[0, 1] == 0.0 and np.trace(full.gain) <= np.trace(diag.gain)
+    cert = certify_closed_loop(closed_loop(arm, full.controller), decay_rate=0.5)
+    assert cert.verdict == "certified"
+
+
+def test_ida_pbc_damping_is_synthesised_through_its_port():
+    from phcontrol.control import synthesize_damping_gain
+
+    iwp = plants.inertia_wheel_pendulum()
+    bare = wheel_pendulum_ida_pbc(iwp, damping=0.0)
+    out = synthesize_damping_gain(bare, decay_rate=0.1)
+    assert out.verified and out.max_real_eigenvalue < -0.1
+    x = bare.x_star[None]
+    R = out.controller.R_d(x)[0]
+    assert R[3, 3].item() == pytest.approx(out.gain[0, 0])  # G = e_4
+    assert closed_loop(iwp, out.controller, form="port_hamiltonian").structured

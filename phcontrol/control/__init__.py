@@ -11,6 +11,7 @@ from .certificates import Check as Check
 from .certificates import ClosedLoopCertificate as ClosedLoopCertificate
 from .certificates import certify_closed_loop as certify_closed_loop
 from .certificates import lyapunov_lmi as lyapunov_lmi
+from .certificates import psd_margin as psd_margin
 from .certificates import (
     verify_closed_loop_certificate as verify_closed_loop_certificate,
 )
@@ -37,7 +38,9 @@ from .identification import record_motion as record_motion
 from .metrics import RegulationMetrics as RegulationMetrics
 from .metrics import regulation_metrics as regulation_metrics
 from .pi_pbc import PIPBC as PIPBC
+from .synthesis import DampingSynthesis as DampingSynthesis
 from .synthesis import GainSynthesis as GainSynthesis
+from .synthesis import synthesize_damping_gain as synthesize_damping_gain
 from .synthesis import synthesize_shaping_gains as synthesize_shaping_gains
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "ClosedLoopCertificate",
     "ClosedLoopForm",
     "DampingInjection",
+    "DampingSynthesis",
     "EnergyPumping",
     "EnergyShaping",
     "GainSynthesis",
@@ -68,8 +72,10 @@ __all__ = [
     "fit_target_energy",
     "fit_two_link_arm",
     "lyapunov_lmi",
+    "psd_margin",
     "record_motion",
     "regulation_metrics",
+    "synthesize_damping_gain",
     "synthesize_shaping_gains",
     "verify_closed_loop_certificate",
     "wheel_pendulum_ida_pbc",

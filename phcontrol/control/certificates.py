@@ -157,6 +157,16 @@ def _verdict(checks: list[Check]) -> str:
     return "undecided"
 
 
+def solve_quietly(problem: Any, solver: str) -> None:
+    """Solve a CVXPY problem; its accuracy warning is dropped, as the caller
+    reads ``problem.status`` (only ``optimal`` is trusted unchecked)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        problem.solve(solver=solver)
+
+
 def lyapunov_lmi(
     A: np.ndarray, decay_rate: float = 0.0, *, solver: str = "CLARABEL"
 ) -> tuple[np.ndarray | None, str]:
@@ -202,7 +212,7 @@ def lyapunov_lmi(
     cons = [P >> eye, P << t * eye, 0.5 * (lhs + lhs.T) << -eye]
     prob = cp.Problem(cp.Minimize(t), cons)
     try:
-        prob.solve(solver=solver)
+        solve_quietly(prob, solver)
     except cp.SolverError as err:
         return None, f"solver_error: {err}"
     if P.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
@@ -308,7 +318,7 @@ def psd_margin(
     cons = [cp.psd_wrap(m / size) - t * eye >> 0 for m in M]
     prob = cp.Problem(cp.Maximize(t), cons)
     try:
-        prob.solve(solver=solver)
+        solve_quietly(prob, solver)
     except cp.SolverError as err:
         return None, f"solver_error: {err}"
     if t.value is None:
