@@ -187,9 +187,8 @@ def test_damping_gain_for_a_single_input_is_the_analytic_one():
         # The smallest k with Re(s) <= -rate is k = 2 rate (until k = 2).
         assert out.gain[0, 0] == pytest.approx(2 * rate, rel=5e-3)
         assert -1.01 * rate < out.max_real_eigenvalue < -rate
-        P, A = out.storage, np.asarray(
-            certify_closed_loop(closed_loop(plant, out.controller)).data["matrices"]["A"]
-        )
+        cert = certify_closed_loop(closed_loop(plant, out.controller))
+        P, A = out.storage, np.asarray(cert.data["matrices"]["A"])
         assert np.linalg.eigvalsh(A.T @ P + P @ A + 2 * rate * P).max() < 0
 
 
