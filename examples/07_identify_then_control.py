@@ -57,9 +57,9 @@ Q_STAR = [0.5, -0.3]
 N_RUNS = 4 if QUICK else 20
 STEPS = 200 if QUICK else 300  # 4 s or 6 s at dt = 0.02
 
-# 1. A noisy log of the true arm: 20 s at 100 Hz (8 s with --quick).
+# 1. A noisy log of the true arm: 20 s at 100 Hz (5 s with --quick).
 truth = phc.plants.two_link_arm()
-t = np.arange(801 if QUICK else 2001)[:, None] * 0.01
+t = np.arange(501 if QUICK else 2001)[:, None] * 0.01
 u = np.hstack([8 * np.sin(1.3 * t), 3 * np.sin(2.1 * t + 1)])
 log = record_motion(truth, [0.0] * 4, u, 0.01, noise_std=0.01, seed=2)
 
