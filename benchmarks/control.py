@@ -8,6 +8,8 @@
    two-link arm regulation.
 3. Time to certify damping-injection loops of random linear pH plants of
    growing size.
+4. Damping gains synthesised for a decay rate: the gain, the rounds of the
+   alternation, the re-checked slowest mode and the time.
 
     python -m benchmarks.control [--quick]
 
@@ -32,10 +34,12 @@ from phcontrol.control import (
     SwingUp,
     certify_closed_loop,
     closed_loop,
+    synthesize_damping_gain,
     fit_pendulum,
     fit_two_link_arm,
     record_motion,
     regulation_metrics,
+    wheel_pendulum_ida_pbc,
 )
 
 torch.set_num_threads(1)
@@ -170,12 +174,48 @@ def certificate_times(sizes: list[int]) -> None:
         print(f"| {n} | {cert.verdict} | {time.perf_counter() - started:.2f} |")
 
 
+def damping_synthesis() -> None:
+    print("\n### Damping gains for a decay rate\n")
+    print(
+        "| design | rate | options | K | objective value | rounds | max Re eig | "
+        "verified | seconds |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    msd = plants.mass_spring_damper(damping=0.0)
+    arm = plants.two_link_arm()
+    iwp = wheel_pendulum_ida_pbc(plants.inertia_wheel_pendulum(), damping=0.0)
+    cases = [
+        ("mass-spring, damping injection", msd, 0.5, {}),
+        ("two-link arm, damping injection", arm, 0.5, {}),
+        ("two-link arm, damping injection", arm, 0.5, {"objective": "norm"}),
+        ("two-link arm, damping injection", arm, 0.5, {"diagonal": True}),
+        ("inertia-wheel pendulum, IDA-PBC", iwp, 0.1, {}),
+    ]
+    synthesize_damping_gain(msd, 0.5)  # CVXPY's first-call overhead
+    for name, design, rate, opts in cases:
+        started = time.perf_counter()
+        out = synthesize_damping_gain(design, rate, **opts)
+        seconds = time.perf_counter() - started
+        K = np.array2string(out.gain, precision=3, separator=", ")
+        value = (
+            np.trace(out.gain)
+            if opts.get("objective", "trace") == "trace"
+            else np.linalg.eigvalsh(out.gain)[-1]
+        )
+        options = ", ".join(f"{k}={v}" for k, v in opts.items()) or "default"
+        print(
+            f"| {name} | {rate:g} | {options} | {' '.join(K.split())} | "
+            f"{value:.4g} | {out.rounds} | {out.max_real_eigenvalue:.4f} | "
+            f"{out.verified} | {seconds:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument(
         "--part",
-        choices=("all", "balance", "identified", "certificates"),
+        choices=("all", "balance", "identified", "certificates", "damping"),
         default="all",
     )
     args = parser.parse_args()
@@ -185,6 +225,8 @@ def main() -> None:
         identified_designs(5 if args.quick else 20, noise=0.01)
     if args.part in ("all", "certificates"):
         certificate_times([4, 8] if args.quick else [4, 8, 16, 32, 64])
+    if args.part in ("all", "damping"):
+        damping_synthesis()
 
 
 if __name__ == "__main__":
