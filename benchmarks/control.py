@@ -34,11 +34,11 @@ from phcontrol.control import (
     SwingUp,
     certify_closed_loop,
     closed_loop,
-    synthesize_damping_gain,
     fit_pendulum,
     fit_two_link_arm,
     record_motion,
     regulation_metrics,
+    synthesize_damping_gain,
     wheel_pendulum_ida_pbc,
 )
 
