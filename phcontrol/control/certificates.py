@@ -14,7 +14,10 @@ A certificate of a closed loop at its target ``x*`` collects four checks:
 
   (on ``A`` scaled to unit norm) is sought with CVXPY; the returned ``P``
   is then re-checked in numpy on the unscaled ``A``, and the eigenvalues
-  of ``A`` are compared with ``-α`` independently.
+  of ``A`` are compared with ``-α`` independently. When the Hessian of
+  ``H_d`` is definite, the LMI is solved and re-checked in the energy
+  coordinates :math:`z = (\nabla^2 H_d)^{1/2} x`, where it stays well
+  scaled for stiff loops; the congruence back to ``x`` keeps its signs.
 
 The two matrix checks are decided twice: by a small CVXPY SDP, the
 largest margin ``t`` with :math:`M_i - t I \succeq 0` (:func:`psd_margin`,
@@ -221,15 +224,45 @@ def lyapunov_lmi(
     return 0.5 * (Pv + Pv.T), str(prob.status)
 
 
-def _lmi_check(A: np.ndarray, P: np.ndarray | None, alpha: float, status: str) -> Check:
+def energy_coordinates(
+    hessian: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return ``(S, S^-1)`` with ``S = Hess^(1/2)``, or None if not definite.
+
+    In ``z = S x`` the storage Hessian is the identity; a Lyapunov LMI is
+    solved and re-checked there, where it is well scaled, and maps back by
+    the congruence ``P = S P_z S`` (which keeps its inertia).
+    """
+    if hessian is None:
+        return None
+    H = 0.5 * (np.asarray(hessian, dtype=float) + np.asarray(hessian, dtype=float).T)
+    w, V = np.linalg.eigh(H)
+    if w.size == 0 or w[0] <= EIG_RTOL * max(abs(float(w[-1])), 1e-300):
+        return None
+    return (V * np.sqrt(w)) @ V.T, (V / np.sqrt(w)) @ V.T
+
+
+def _lmi_check(
+    A: np.ndarray,
+    P: np.ndarray | None,
+    alpha: float,
+    status: str,
+    coords: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Check:
     eig = np.linalg.eigvals(A)
     worst = float(eig.real.max()) if eig.size else -math.inf
     s = max(float(np.linalg.norm(A, 2)), 1e-300)
     if P is not None:
-        M = A.T @ P + P @ A + 2.0 * alpha * P
+        # Sylvester's law of inertia: the signs are those of S^-1 (.) S^-1.
+        S, Si = coords if coords is not None else (None, None)
+        Ac = A if S is None else S @ A @ Si
+        Pc = P if Si is None else Si @ P @ Si
+        Pc = 0.5 * (Pc + Pc.T)
+        M = Ac.T @ Pc + Pc @ Ac + 2.0 * alpha * Pc
         lam_M = float(np.linalg.eigvalsh(0.5 * (M + M.T)).max())
-        lam_P = float(np.linalg.eigvalsh(P).min())
-        size = s * float(np.linalg.norm(P, 2))
+        lam_P = float(np.linalg.eigvalsh(Pc).min())
+        size = max(float(np.linalg.norm(Ac, 2)), 1e-300) * float(np.linalg.norm(Pc, 2))
+        where = "" if S is None else " in the energy coordinates z = Hess^(1/2) x"
         if lam_P > 0 and lam_M < -LMI_RTOL * size:
             return Check(
                 "lyapunov_lmi",
@@ -237,7 +270,7 @@ def _lmi_check(A: np.ndarray, P: np.ndarray | None, alpha: float, status: str) -
                 lam_M / size,
                 f"P > 0 (smallest eigenvalue {lam_P:.3g}) and A^T P + P A + "
                 f"2*{alpha:g} P < 0 (largest eigenvalue {lam_M:.3g}) re-checked in "
-                f"numpy; eigenvalues of A have real parts <= {worst:.4g}",
+                f"numpy{where}; eigenvalues of A have real parts <= {worst:.4g}",
             )
     if worst >= -alpha + EIG_RTOL * s:
         return Check(
@@ -423,7 +456,8 @@ def certify_closed_loop(
         Seed of the samples.
     sdp_samples : int, default 4
         Sampled states, those with the smallest eigenvalue of ``R_d`` in
-        numpy, whose ``R_d`` joins ``R_d(x*)`` in the SDP of ``R_d ⪰ 0``.
+        numpy, whose ``R_d`` joins ``R_d(x*)`` in the SDP of ``R_d ⪰ 0``
+        (a matrix equal to one already there is left out).
     solver : str, default "CLARABEL"
         CVXPY solver of the SDPs and the Lyapunov LMI.
 
@@ -489,7 +523,10 @@ def certify_closed_loop(
         worst = int(lam.argmin())
         at = "at x*" if worst == 0 else f"at sampled state {pts[worst].tolist()}"
         # The SDP sees R_d at x* and at the states numpy finds worst.
-        order = [0] + [int(i) + 1 for i in np.argsort(lam[1:])[:sdp_samples]]
+        order = [0]
+        for i in np.argsort(lam[1:], kind="stable")[:sdp_samples] + 1:
+            if not any(torch.equal(R[int(i)], R[j]) for j in order):  # R_d constant
+                order.append(int(i))
         R_sdp = R[order].numpy()
         c = _matrix_check(
             "R_d_psd",
@@ -536,8 +573,14 @@ def certify_closed_loop(
         why = "the loop has no pH form (the plant under the feedback)"
         checks.append(Check("R_d_psd", "not_applicable", None, why))
         checks.append(Check("hessian_pd", "not_applicable", None, why))
-    P, status = lyapunov_lmi(A, decay_rate, solver=solver)
-    checks.append(_lmi_check(A, P, float(decay_rate), status))
+    coords = energy_coordinates(matrices.get("hessian"))
+    if coords is None:
+        P, status = lyapunov_lmi(A, decay_rate, solver=solver)
+    else:
+        S, Si = coords
+        Pz, status = lyapunov_lmi(S @ A @ Si, decay_rate, solver=solver)
+        P = None if Pz is None else S @ Pz @ S
+    checks.append(_lmi_check(A, P, float(decay_rate), status, coords))
     matrices["P"] = None if P is None else P.tolist()
     verdict = _verdict(checks)
     seconds = time.perf_counter() - started
@@ -721,7 +764,8 @@ def verify_closed_loop_certificate(
         checks.append(Check("hessian_pd", "not_applicable", None, "no pH form"))
     logger.debug("re-checked a version %s certificate", version)
     P = None if mats.get("P") is None else np.asarray(mats["P"], dtype=float)
-    checks.append(_lmi_check(A, P, alpha, "stored"))
+    coords = energy_coordinates(mats.get("hessian"))
+    checks.append(_lmi_check(A, P, alpha, "stored", coords))
     verdict = _verdict(checks)
     if doc.get("verdict") != verdict:
         problems.append(

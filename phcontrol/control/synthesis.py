@@ -67,7 +67,7 @@ from ._base import (
     mechanical_energy,
     plant_dtype,
 )
-from .certificates import solve_quietly
+from .certificates import _lmi_check, solve_quietly
 
 __all__ = [
     "DampingSynthesis",
@@ -272,8 +272,10 @@ class DampingSynthesis:
     decay_rate : float
         The required ``α``.
     lmi_margin : float
-        Largest eigenvalue of ``A^T P + P A + 2 α P``, re-checked in numpy,
-        relative to ``||A|| ||P||`` (negative when it holds).
+        Largest eigenvalue of ``A^T P + P A + 2 α P``, re-checked in numpy
+        in the energy coordinates, relative to ``||A|| ||P||`` there
+        (below ``-1e-7`` when it holds, as in a certificate; NaN when it
+        does not).
     max_real_eigenvalue : float
         Largest real part of the eigenvalues of the closed loop's
         linearisation, computed by autograd on the loop itself (below
@@ -506,10 +508,10 @@ def synthesize_damping_gain(
     P = S @ Pz @ S
     P = 0.5 * (P + P.T)
     A = (F - G @ K @ G.T) @ Q
-    M = A.T @ P + P @ A + 2.0 * alpha * P
-    lam_M = float(np.linalg.eigvalsh(0.5 * (M + M.T)).max())
-    lam_P = float(np.linalg.eigvalsh(P).min())
-    margin = lam_M / (max(float(np.linalg.norm(A, 2)), 1e-300) * np.linalg.norm(P, 2))
+    # The certificate's own re-check (in the energy coordinates, with its
+    # relative margin LMI_RTOL).
+    Si = (V / np.sqrt(w)) @ V.T
+    lmi = _lmi_check(A, P, alpha, "synthesis", (S, Si))
     if isinstance(design, IDAPBC):
         dtype = plant_dtype(plant)
         assert plant.G is not None
@@ -529,7 +531,8 @@ def synthesize_damping_gain(
         lambda z: loop.vector_field(z[None], u0)[0], ctrl.x_star
     )
     worst = _abscissa(A_loop.detach().double().numpy())
-    ok = lam_M < 0 and lam_P > 0 and worst < -alpha
+    ok = lmi.status == "pass" and worst < -alpha
+    margin = lmi.margin if lmi.status == "pass" and lmi.margin is not None else math.nan
     logger.info(
         "damping synthesis: %d rounds, cost %.4g, LMI margin %.3g, max Re %.4g",
         done,
