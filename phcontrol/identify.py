@@ -429,9 +429,7 @@ def identify(
         )
     if model not in ("mechanical", "linear"):
         raise ValueError(f"`model` must be 'mechanical' or 'linear'; found {model!r}")
-    check_choice(
-        input_hold, "input_hold", ("bandlimited", "linear", "cubic", "zoh")
-    )
+    check_choice(input_hold, "input_hold", ("bandlimited", "linear", "cubic", "zoh"))
     train, val, tests, dataset = _split_log(data, val_fraction)
     if train.n_outputs < 1:
         raise DataError(f"{train.source}: the log has no output column to fit")

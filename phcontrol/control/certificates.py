@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .._numerics import report_status
 from ..errors import ModelFileError, ShapeError
 from ._base import plant_dtype
 from .closed_loop import ClosedLoop
@@ -135,7 +136,11 @@ def _verdict(checks: list[Check]) -> str:
 
 
 def lyapunov_lmi(
-    A: np.ndarray, decay_rate: float = 0.0, *, solver: str = "CLARABEL"
+    A: np.ndarray,
+    decay_rate: float = 0.0,
+    *,
+    solver: str = "CLARABEL",
+    strict: bool = False,
 ) -> tuple[np.ndarray | None, str]:
     r"""Solve :math:`P \succeq I,\ \bar A^\top P + P \bar A + 2\bar\alpha P \preceq -I`.
 
@@ -151,13 +156,29 @@ def lyapunov_lmi(
         ``α >= 0``: the required exponential decay rate of ``x``.
     solver : str, default "CLARABEL"
         A CVXPY solver name.
+    strict : bool, default False
+        Raise :class:`~phcontrol.errors.SolverError` instead of warning when
+        the solve ends with a status that is not clean.
 
     Returns
     -------
     P : ndarray, shape (n, n) or None
         The solver's storage (symmetrised), or None when it failed.
     status : str
-        The solver's status.
+        The solver's status (``"solver_error: ..."`` when it failed).
+
+    Raises
+    ------
+    SolverError
+        With ``strict=True``, when the status is not ``optimal``,
+        ``infeasible`` or ``unbounded``, or the solver fails.
+
+    Warns
+    -----
+    NumericsWarning
+        In the same cases without ``strict``. A ``P`` from an
+        ``optimal_inaccurate`` solve is still returned; callers must not
+        certify with it (:func:`certify_closed_loop` says ``undecided``).
 
     Examples
     --------
@@ -180,12 +201,19 @@ def lyapunov_lmi(
     prob = cp.Problem(cp.Minimize(t), cons)
     try:
         prob.solve(solver=solver)
+        status = str(prob.status)
     except cp.SolverError as err:
-        return None, f"solver_error: {err}"
-    if P.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
-        return None, str(prob.status)
+        status = f"solver_error: {err}"
+    report_status(
+        status,
+        "the Lyapunov LMI of the closed loop",
+        "its storage is not taken as a certificate",
+        strict,
+    )
+    if P.value is None or status not in ("optimal", "optimal_inaccurate"):
+        return None, status
     Pv = np.asarray(P.value, dtype=float)
-    return 0.5 * (Pv + Pv.T), str(prob.status)
+    return 0.5 * (Pv + Pv.T), status
 
 
 def _lmi_check(A: np.ndarray, P: np.ndarray | None, alpha: float, status: str) -> Check:
@@ -197,7 +225,9 @@ def _lmi_check(A: np.ndarray, P: np.ndarray | None, alpha: float, status: str) -
         lam_M = float(np.linalg.eigvalsh(0.5 * (M + M.T)).max())
         lam_P = float(np.linalg.eigvalsh(P).min())
         size = s * float(np.linalg.norm(P, 2))
-        if lam_P > 0 and lam_M < -LMI_RTOL * size:
+        # "stored": a certificate file's P, re-checked on its own.
+        clean = status in ("optimal", "stored")
+        if lam_P > 0 and lam_M < -LMI_RTOL * size and clean:
             return Check(
                 "lyapunov_lmi",
                 "pass",
@@ -214,12 +244,17 @@ def _lmi_check(A: np.ndarray, P: np.ndarray | None, alpha: float, status: str) -
             f"the linearisation has an eigenvalue with real part {worst:.4g} >= "
             f"-{alpha:g}: no decay rate {alpha:g} (solver status {status})",
         )
+    why = (
+        f"the storage comes from a solve with status {status!r}, not 'optimal', "
+        "and is not taken as a certificate"
+        if P is not None and status not in ("optimal", "stored")
+        else f"no storage passed the numpy re-check (solver status {status})"
+    )
     return Check(
         "lyapunov_lmi",
         "undecided",
         None if P is None else worst + alpha,
-        f"no storage passed the numpy re-check (solver status {status}) although "
-        f"the eigenvalues of A have real parts <= {worst:.4g}",
+        f"{why}, although the eigenvalues of A have real parts <= {worst:.4g}",
     )
 
 
@@ -250,6 +285,7 @@ def certify_closed_loop(
     box: float = 0.5,
     seed: int = 0,
     solver: str = "CLARABEL",
+    strict: bool = False,
 ) -> ClosedLoopCertificate:
     r"""Certify a closed loop at its target; every number is re-checked.
 
@@ -276,6 +312,21 @@ def certify_closed_loop(
         Seed of the samples.
     solver : str, default "CLARABEL"
         CVXPY solver of the Lyapunov LMI.
+    strict : bool, default False
+        Raise :class:`~phcontrol.errors.SolverError` instead of warning when
+        the Lyapunov LMI ends with a status that is not clean.
+
+    Raises
+    ------
+    SolverError
+        With ``strict=True``, when the Lyapunov LMI's status is not
+        ``optimal``, ``infeasible`` or ``unbounded``.
+
+    Warns
+    -----
+    NumericsWarning
+        In the same case without ``strict``; the ``lyapunov_lmi`` check is
+        then ``undecided`` unless an eigenvalue rules the decay rate out.
 
     Examples
     --------
@@ -368,7 +419,7 @@ def certify_closed_loop(
         why = "the loop has no pH form (the plant under the feedback)"
         checks.append(Check("R_d_psd", "not_applicable", None, why))
         checks.append(Check("hessian_pd", "not_applicable", None, why))
-    P, status = lyapunov_lmi(A, decay_rate, solver=solver)
+    P, status = lyapunov_lmi(A, decay_rate, solver=solver, strict=strict)
     checks.append(_lmi_check(A, P, float(decay_rate), status))
     matrices["P"] = None if P is None else P.tolist()
     verdict = _verdict(checks)
