@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from . import _checkpoint
-from ._validation import check_choice, check_keywords
+from ._validation import check_choice, check_fit_settings, check_keywords
 from .data import Log
 from .errors import ConvergenceError, DataError, ModelFileError, NotSupportedError
 from .fitted import (
@@ -386,7 +386,11 @@ def identify(
     Raises
     ------
     DataError
-        If the log is too short for the window or has no output.
+        If the log is too short for the window or has no output. A plain
+        log needs ``n_past + window + 1`` samples in each part of its split.
+    ValueError
+        If ``window`` or ``n_past`` is below 1, or ``val_fraction`` is not
+        strictly between 0 and 1.
     ConvergenceError
         If the fit produced non-finite losses it could not recover from.
     FileNotFoundError
@@ -430,6 +434,7 @@ def identify(
     if model not in ("mechanical", "linear"):
         raise ValueError(f"`model` must be 'mechanical' or 'linear'; found {model!r}")
     check_choice(input_hold, "input_hold", ("bandlimited", "linear", "cubic", "zoh"))
+    check_fit_settings(data, n_past=n_past, window=window, val_fraction=val_fraction)
     train, val, tests, dataset = _split_log(data, val_fraction)
     if train.n_outputs < 1:
         raise DataError(f"{train.source}: the log has no output column to fit")
