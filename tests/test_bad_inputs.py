@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -284,7 +285,13 @@ def test_cli_refuses_a_too_short_log(
 def test_api_refuses_a_file_over_the_size_limit(tmp_path: Path) -> None:
     path = csv(GOOD)(tmp_path)
     size = path.stat().st_size
-    with pytest.raises(DataError, match=rf"file is {size} bytes, over the limit of 64"):
+    with pytest.raises(
+        DataError,
+        match=rf"^{re.escape(str(path))}: 1 problem: file is {size} bytes, "
+        r"over the limit of 64 bytes; raise the limit if you trust "
+        r"the file \(max_bytes= in Python, --max-bytes on the command line\) or "
+        r"split it into shorter logs$",
+    ):
         load_log(path, time="t", outputs=["y"], max_bytes=64)
 
 
@@ -299,12 +306,42 @@ def test_cli_refuses_a_huge_file_before_reading_it(
     args = ["identify", str(path), "--time", "t", "--outputs", "y"]
     code, err = run_cli([*args, "--out", str(tmp_path / "o")], capsys)
     assert code == EXIT_USAGE
-    assert "file is 2147483649 bytes, over the limit of 2147483648" in single_line(err)
+    line = single_line(err)
+    assert line.startswith(
+        f"phcontrol: error: {path}: 1 problem: file is 2147483649 bytes (2 GiB)"
+    )
+    assert "over the limit of 2147483648 bytes (2 GiB)" in line
+    assert "--max-bytes" in line and "split it" in line
     assert_nothing_written(tmp_path, {path.name})
     small = csv(GOOD)(tmp_path)
     args = ["identify", str(small), "--time", "t", "--outputs", "y", "--max-bytes"]
     code, err = run_cli([*args, "10", "--out", str(tmp_path / "o")], capsys)
     assert code == EXIT_USAGE and "over the limit of 10 bytes" in err
+    assert_nothing_written(tmp_path, {path.name, small.name})
+
+
+def test_csv_read_in_chunks_equals_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phcontrol import data
+
+    path = csv(GOOD)(tmp_path)
+    whole = load_log(path, time="t", inputs=["u"], outputs=["y"])
+    monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 7)  # 40 rows: six chunks
+    chunked = load_log(path, time="t", inputs=["u"], outputs=["y"])
+    for name in ("t", "u", "z"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
+
+
+def test_csv_chunks_still_refuse_a_ragged_row_late_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phcontrol import data
+
+    monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 7)
+    path = csv(GOOD + "4.0,1,2,3\n")(tmp_path)
+    with pytest.raises(DataError, match=r"Expected 3 fields in line 42, saw 4"):
+        load_log(path, time="t", inputs=["u"], outputs=["y"])
 
 
 # --------------------------------------------------------------------------
