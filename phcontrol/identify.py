@@ -98,6 +98,18 @@ class FitReport:
         Faults met while fitting and what was done about each (rolled back,
         learning rate lowered, stage stopped, interrupted), with the stage
         and iteration.
+
+    Examples
+    --------
+    >>> import numpy as np, phcontrol as phc
+    >>> from phcontrol.data import Log
+    >>> t = 0.1 * np.arange(300)
+    >>> u = np.sin(0.7 * t)[:, None]
+    >>> log = Log(t=t, u=u, z=np.sin(0.7 * t - 0.3)[:, None], source="demo")
+    >>> fit = phc.identify(log, model="linear", window=10, n_past=3, lbfgs_steps=0,
+    ...                    iterations=1)
+    >>> fit.report.unit, sorted(fit.report.metrics["val"])[:2]
+    ('log units', ['converged', 'rmse'])
     """
 
     metrics: dict[str, dict[str, Any]]
@@ -139,6 +151,18 @@ class FitResult:
     output_names : tuple of str
         Names of the measured outputs, as in the log; figures label their
         axes with them.
+
+    Examples
+    --------
+    >>> import numpy as np, phcontrol as phc
+    >>> from phcontrol.data import Log
+    >>> t = 0.1 * np.arange(300)
+    >>> u = np.sin(0.7 * t)[:, None]
+    >>> log = Log(t=t, u=u, z=np.sin(0.7 * t - 0.3)[:, None], source="demo")
+    >>> fit = phc.identify(log, model="linear", window=10, n_past=3, lbfgs_steps=0,
+    ...                    iterations=1)
+    >>> type(fit.model).__name__, sorted(fit.predictions)
+    ('IdentifiedModel', ['val'])
     """
 
     model: IdentifiedModel

@@ -79,6 +79,16 @@ class Check:
         see ``message``.
     message : str
         What was checked and what was found.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import DampingInjection, certify_closed_loop, closed_loop
+    >>> plant = phc.plants.mass_spring_damper(damping=0.0).double()
+    >>> loop = closed_loop(plant, DampingInjection(plant, 2.0))
+    >>> check = certify_closed_loop(loop).check("lyapunov_lmi")
+    >>> check.name, check.status
+    ('lyapunov_lmi', 'pass')
     """
 
     name: str
@@ -102,6 +112,16 @@ class ClosedLoopCertificate:
         the Hessian and ``R_d`` at the target).
     problems : list of str
         Disagreements found by :func:`verify_closed_loop_certificate`.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import DampingInjection, certify_closed_loop, closed_loop
+    >>> plant = phc.plants.mass_spring_damper(damping=0.0).double()
+    >>> loop = closed_loop(plant, DampingInjection(plant, 2.0))
+    >>> cert = certify_closed_loop(loop, decay_rate=0.1)
+    >>> cert.verdict, cert.ok, sorted(cert.data)[:3]
+    ('certified', True, ['checks', 'controller', 'decay_rate'])
     """
 
     verdict: str

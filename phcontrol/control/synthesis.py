@@ -68,6 +68,15 @@ class GainSynthesis:
         linearisation, computed independently (below ``-α`` when it holds).
     verified : bool
         Both re-checks hold.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import synthesize_shaping_gains
+    >>> arm = phc.plants.two_link_arm().double()
+    >>> gains = synthesize_shaping_gains(arm, [0.5, -0.3], decay_rate=1.0)
+    >>> gains.stiffness.shape, gains.damping.shape, gains.verified
+    ((2, 2), (2, 2), True)
     """
 
     stiffness: np.ndarray

@@ -57,6 +57,16 @@ class ModelCertificate:
         Checks that failed (empty when passive).
     data : dict
         The full JSON document.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, phcontrol as phc
+    >>> from phcontrol.passivity import verify_certificate, write_certificate
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> phc.save(phc.plants.mass_spring_damper().double(), d / "m.safetensors")
+    >>> cert = write_certificate(d / "m.safetensors", d / "m.cert.json", steps=5)
+    >>> cert.verdict, verify_certificate(d / "m.cert.json").ok
+    ('passive', True)
     """
 
     verdict: str
@@ -299,7 +309,12 @@ def verify_certificate(path: str | os.PathLike[str]) -> ModelCertificate:
 
     Examples
     --------
-    See :func:`write_certificate`.
+    >>> import tempfile, pathlib, phcontrol as phc
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> phc.save(phc.plants.mass_spring_damper().double(), d / "m.safetensors")
+    >>> _ = write_certificate(d / "m.safetensors", d / "m.cert.json", steps=5)
+    >>> verify_certificate(d / "m.cert.json").verdict
+    'passive'
     """
     from ..io import load
 

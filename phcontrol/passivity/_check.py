@@ -86,6 +86,14 @@ class PassivityResult:
         does not: ``D + D^T`` singular or ``A`` not stable).
     dt : float
         Time base: 0 continuous, else the sample time.
+
+    Examples
+    --------
+    >>> import control
+    >>> import phcontrol as phc
+    >>> res = phc.check_passivity(control.tf([1], [1, 1]))  # 1/(s + 1)
+    >>> res.verdict, res.passive, res.P.shape
+    ('passive', True, (1, 1))
     """
 
     verdict: Verdict

@@ -51,6 +51,14 @@ class EnforcementResult:
         The verdict on the new model (``passive`` on success).
     solver_status : str or None
         ``None`` when the model was already passive and left unchanged.
+
+    Examples
+    --------
+    >>> import control
+    >>> import phcontrol as phc
+    >>> res = phc.enforce_passivity(control.tf([1, -0.5], [1, 1]))
+    >>> res.check.passive, res.delta_C.shape, res.delta_D.shape
+    (True, (1, 1), (1, 1))
     """
 
     system: Any

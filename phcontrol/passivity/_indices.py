@@ -56,6 +56,14 @@ class PassivityIndex:
     solver_status : str
         Status of the convex solver (``"solver_error: ..."`` when it failed,
         ``"I + D singular"`` for a relative index that does not exist).
+
+    Examples
+    --------
+    >>> import control
+    >>> import phcontrol as phc
+    >>> nu = phc.passivity_indices(control.tf([1, 3], [1, 1])).input
+    >>> round(nu.value, 4), nu.certified, nu.solver_status
+    (1.0, True, 'optimal')
     """
 
     value: float
@@ -79,6 +87,14 @@ class PassivityIndices:
     relative : PassivityIndex
         ``||(I - G)(I + G)^{-1}||_inf`` (at most 1 exactly when passive);
         NaN when ``I + D`` is singular.
+
+    Examples
+    --------
+    >>> import control
+    >>> import phcontrol as phc
+    >>> idx = phc.passivity_indices(control.tf([1, 3], [1, 1]))  # 1 + 2/(s + 1)
+    >>> round(idx.output.value, 4), bool(idx.relative.value <= 1.0)
+    (0.3333, True)
     """
 
     input: PassivityIndex
