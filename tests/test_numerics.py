@@ -270,3 +270,18 @@ def test_gain_synthesis_reports_inaccurate_solves(
         SolverError, match="status 'optimal_inaccurate' \\(epsilon 1.5\\)"
     ):
         synthesize_shaping_gains(arm, [0.5, -0.3], 1.0, epsilons=[1.5], strict=True)
+
+
+def test_lyapunov_lmi_called_infeasible_for_a_stable_matrix_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from phcontrol.control import lyapunov_lmi
+
+    inaccurate_cvxpy(monkeypatch, "infeasible")
+    with pytest.warns(NumericsWarning, match="says 'infeasible'.*storage exists"):
+        lyapunov_lmi(np.array([[-2.0]]), 1.0)
+    with pytest.raises(SolverError, match="says 'infeasible'"):
+        lyapunov_lmi(np.array([[-2.0]]), 1.0, strict=True)
+    with warnings.catch_warnings():  # truly infeasible: decay rate 3 > 2
+        warnings.simplefilter("error")
+        lyapunov_lmi(np.array([[-2.0]]), 3.0)

@@ -36,8 +36,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._numerics import report_status
-from ..errors import ModelFileError, ShapeError
+from .._numerics import report, report_status
+from ..errors import ModelFileError, ShapeError, SolverError
 from ._base import plant_dtype
 from .closed_loop import ClosedLoop
 
@@ -196,7 +196,9 @@ def lyapunov_lmi(
     Warns
     -----
     NumericsWarning
-        In the same cases without ``strict``. A ``P`` from an
+        In the same cases without ``strict``, and when the solver says
+        ``infeasible`` although the eigenvalues of ``A`` meet the decay
+        rate (a storage then exists). A ``P`` from an
         ``optimal_inaccurate`` solve is still returned; callers must not
         certify with it (:func:`certify_closed_loop` says ``undecided``).
 
@@ -230,6 +232,18 @@ def lyapunov_lmi(
         "its storage is not taken as a certificate",
         strict,
     )
+    eig = np.linalg.eigvals(A).real
+    worst = float(eig.max()) if eig.size else -math.inf
+    if status == "infeasible" and worst + float(decay_rate) < -EIG_RTOL * s:
+        # A + alpha I is Hurwitz, so a storage exists: the solve failed.
+        report(
+            f"the Lyapunov LMI solver says 'infeasible', but the eigenvalues of A "
+            f"have real parts <= {worst:.4g} < -{float(decay_rate):g}, so a "
+            f"storage exists; the LMI is too ill-conditioned for the solver "
+            f"(||A|| = {s:.3g}). Try solver='SCS', or rescale the states",
+            strict,
+            SolverError,
+        )
     if P.value is None or status not in ("optimal", "optimal_inaccurate"):
         return None, status
     Pv = np.asarray(P.value, dtype=float)
