@@ -90,6 +90,7 @@ def _evidence(
     settings: dict[str, Any],
     equilibria: list[np.ndarray] | None,
     stored_P: list[np.ndarray] | None,
+    strict: bool = False,
 ) -> tuple[dict[str, Any], list[str], list[str], list[str]]:
     """Compute all evidence; with ``stored_P`` re-check those storages."""
     from ..integrators import simulate
@@ -170,7 +171,7 @@ def _evidence(
             continue
         sys = make_lti(ss.A, ss.B, ss.C, ss.D, 0.0)
         if stored_P is None:
-            res = check_passivity((sys.A, sys.B, sys.C, sys.D))
+            res = check_passivity((sys.A, sys.B, sys.C, sys.D), strict=strict)
             P = res.P
         else:
             P = stored_P[k]
@@ -214,6 +215,7 @@ def write_certificate(
     steps: int = 50,
     dt: float = 0.01,
     seed: int = 0,
+    strict: bool = False,
 ) -> ModelCertificate:
     """Check a saved pH model and write its passivity certificate as JSON.
 
@@ -233,6 +235,10 @@ def write_certificate(
         Size of the energy-balance audit.
     seed : int, default 0
         Seed of the samples, initial states and inputs.
+    strict : bool, default False
+        Passed to :func:`check_passivity` for each linearisation: raise
+        instead of warning about a doubtful convex solve or an
+        ill-conditioned balancing.
 
     Returns
     -------
@@ -264,7 +270,7 @@ def write_certificate(
         "seed": seed,
     }
     eq = None if equilibria is None else [np.asarray(e, float) for e in equilibria]
-    data, built, sampled, problems = _evidence(model, settings, eq, None)
+    data, built, sampled, problems = _evidence(model, settings, eq, None, strict)
     verdict = "passive" if not problems else "undecided"
     rel = os.path.relpath(model_path.resolve(), out_path.resolve().parent)
     doc = {
