@@ -10,6 +10,7 @@ with ``strict=True``, the matching error with the same text.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ __all__: list[str] = []
 CLEAN_STATUSES = frozenset({"optimal", "infeasible", "unbounded"})
 """Solver statuses that leave nothing to report."""
 
-_PACKAGE = str(Path(__file__).resolve().parent)
+_PACKAGE = str(Path(__file__).resolve().parent) + os.sep
 
 
 def caller_stacklevel() -> int:
