@@ -75,9 +75,17 @@ def _load_model(spec: str) -> tuple[Any, dict[str, Any]]:
     except (ModelFileError, ValueError, OSError) as err:
         raise UsageError(f"MODEL {spec!r}: {' '.join(str(err).split())}") from err
     if not isinstance(model, PortHamiltonian):
+        kind = type(model).__name__
+        fix = (
+            "; a fit's file holds its pH part in normalised units as .system: "
+            "save that with phc.save(phc.load(path).system, 'plant.safetensors') "
+            "and pass plant.safetensors"
+            if hasattr(model, "system")
+            else ""
+        )
         raise UsageError(
-            f"MODEL {spec!r} holds a {type(model).__name__}; a controller needs a "
-            "PortHamiltonian"
+            f"MODEL {spec!r} holds {'an' if kind[0] in 'AEIOU' else 'a'} {kind}; a "
+            f"controller needs a PortHamiltonian{fix}"
         )
     model = model.to(torch.float64).requires_grad_(False)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

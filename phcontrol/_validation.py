@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -115,3 +117,55 @@ def spd_factor(M: Tensor, name: str, eps: float) -> Tensor:
             f"eps={eps}; smallest eigenvalue is "
             f"{float(torch.linalg.eigvalsh(M).min()):.3g}"
         ) from err
+
+
+def check_count(value: int, name: str, minimum: int) -> int:
+    """Return ``value`` after checking that it is an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer; found {value!r}")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be at least {minimum}; found {value!r}")
+    return int(value)
+
+
+def check_fit_settings(
+    data: Any, *, n_past: int, window: int, val_fraction: float
+) -> None:
+    """Check the window settings of a fit, and that a plain log is long enough.
+
+    A plain log keeps its last ``val_fraction`` for validation (rounded as
+    :meth:`~phcontrol.data.Log.split` does), and each part must hold
+    ``n_past + window + 1`` samples. A too short log raises a
+    :class:`~phcontrol.errors.DataError` naming the log, its length, the
+    length needed and the fix, before any split is attempted.
+    """
+    from .data import Log
+    from .errors import DataError
+
+    check_count(n_past, "n_past", 1)
+    check_count(window, "window", 1)
+    frac = float(val_fraction)
+    if not 0.0 < frac < 1.0:
+        raise ValueError(
+            f"`val_fraction` must lie strictly between 0 and 1; found "
+            f"{val_fraction!r}. The default 0.2 keeps the last 20% for validation"
+        )
+    if not isinstance(data, Log):
+        return
+    need = n_past + window + 1
+    n_min = 2 * need
+    while True:
+        n_last = math.floor(frac * n_min + 0.5)
+        if n_last >= need and n_min - n_last >= need:
+            break
+        n_min += 1
+    n = len(data)
+    if n >= n_min:
+        return
+    name = data.source or "the log"
+    raise DataError(
+        f"{name}: the log has {n} sample{'s' if n != 1 else ''} but identify needs "
+        f"at least {n_min}: the last val_fraction={frac:g} of it is kept for "
+        f"validation and each part needs n_past + window + 1 = {need} samples. "
+        f"Use a longer log, or shorten `window` (now {window})"
+    )

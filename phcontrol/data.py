@@ -392,6 +392,10 @@ _Reader = Callable[
 ]
 
 
+CSV_CHUNK_ROWS = 100_000
+"""Rows a CSV is read in at a time: the text of the whole file is never held."""
+
+
 def _read_csv(
     path: Path, wanted: Sequence[str], problems: _Problems
 ) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -399,22 +403,37 @@ def _read_csv(
 
     # Every cell is read as text, so that a bad cell in a column nobody asked
     # for cannot fail the read; a row with more fields than the header can.
+    # The file is streamed in chunks of CSV_CHUNK_ROWS rows and only the
+    # wanted columns of each chunk are kept, so a large log costs the memory
+    # of those columns, not of the whole table.
+    options = {"dtype": str, "na_filter": False, "skipinitialspace": True}
+    parts: dict[str, list[np.ndarray]] = {}
+    n_rows = 0
     try:
-        frame = pd.read_csv(
-            path, dtype=str, na_filter=False, skipinitialspace=True, index_col=False
-        )
+        header = pd.read_csv(path, nrows=0, index_col=False, **options)
+        available = [str(name) for name in header.columns]
+        use = [name for name in wanted if name in available]
+        parts = {name: [] for name in use}
+        with pd.read_csv(
+            path, index_col=False, chunksize=CSV_CHUNK_ROWS, **options
+        ) as chunks:
+            for frame in chunks:
+                n_rows += len(frame)
+                for name in use:
+                    parts[name].append(frame[name].to_numpy(dtype=str))
     except pd.errors.EmptyDataError as err:
         raise _Unreadable(
             "has no header line; the first line must name the columns"
         ) from err
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as err:
         raise _Unreadable(f"could not be read as CSV ({_first_line(err)})") from err
-    available = [str(name) for name in frame.columns]
-    if len(frame) == 0:
+    if n_rows == 0:
         problems.no_rows = True
         problems.add("has a header but no data rows")
-    use = [name for name in wanted if name in available]
-    return available, {name: frame[name].to_numpy(dtype=str) for name in use}
+    return available, {
+        name: np.concatenate(chunks) if chunks else np.empty(0, dtype=str)
+        for name, chunks in parts.items()
+    }
 
 
 def _read_text(
@@ -725,7 +744,9 @@ def load_log(
     min_samples : int, default 2
         Fewest samples accepted; at least 2.
     max_bytes : int, default 2**31
-        Files larger than this are refused before they are read.
+        Files larger than this (2 GiB by default) are refused before they
+        are read, with their size in the message. A CSV below it is read in
+        chunks of ``CSV_CHUNK_ROWS`` rows, keeping only the wanted columns.
 
     Raises
     ------
@@ -878,6 +899,18 @@ def _check_arguments(
         raise ValueError(f"max_bytes= must be a positive integer; got {max_bytes!r}")
 
 
+def _size(n: int) -> str:
+    """``n`` bytes, with binary units beside the count from 1 KiB up."""
+    if n < 1024:
+        return f"{n} bytes"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{n} bytes ({value:.3g} {unit})"
+
+
 def _read_file(
     file: Path, wanted: list[str], problems: _Problems, max_bytes: int
 ) -> dict[str, np.ndarray]:
@@ -891,9 +924,10 @@ def _read_file(
     size = file.stat().st_size
     if size > max_bytes:
         raise problems.fail(
-            f"file is {size} bytes, over the limit of {max_bytes} bytes "
-            "(max_bytes); pass a larger max_bytes= if you trust the file, or "
-            "split it"
+            f"file is {_size(size)}, over the limit of {_size(max_bytes)}; "
+            "raise the limit if you trust the file "
+            "(max_bytes= in Python, --max-bytes on the command line) or split it "
+            "into shorter logs"
         )
     if size == 0:
         raise problems.fail(

@@ -24,11 +24,25 @@ __all__ = [
 
 
 class PHControlError(Exception):
-    """Root of every error raised by phcontrol."""
+    """Root of every error raised by phcontrol.
+
+    Examples
+    --------
+    >>> from phcontrol.errors import PHControlError, ShapeError
+    >>> issubclass(ShapeError, PHControlError)
+    True
+    """
 
 
 class ShapeError(PHControlError, ValueError):
-    """An argument has the wrong shape, dtype or size."""
+    """An argument has the wrong shape, dtype or size.
+
+    Examples
+    --------
+    >>> from phcontrol.errors import ShapeError
+    >>> issubclass(ShapeError, ValueError)
+    True
+    """
 
 
 class DataError(PHControlError, ValueError):
@@ -43,6 +57,13 @@ class DataError(PHControlError, ValueError):
         The one-line summary.
     problems : list of str, optional
         Every problem found, in the order found.
+
+    Examples
+    --------
+    >>> from phcontrol.errors import DataError
+    >>> err = DataError("log.csv: 2 problems", ["row 3: y is NaN", "row 9: y is NaN"])
+    >>> str(err), len(err.problems)
+    ('log.csv: 2 problems', 2)
     """
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
@@ -51,19 +72,47 @@ class DataError(PHControlError, ValueError):
 
 
 class ConvergenceError(PHControlError, RuntimeError):
-    """An implicit solve or a fit did not converge."""
+    """An implicit solve or a fit did not converge.
+
+    Examples
+    --------
+    >>> from phcontrol.errors import ConvergenceError
+    >>> issubclass(ConvergenceError, RuntimeError)
+    True
+    """
 
 
 class SolverError(PHControlError, RuntimeError):
-    """A convex solver failed or returned a status that is not optimal."""
+    """A convex solver failed or returned a status that is not optimal.
+
+    Examples
+    --------
+    >>> from phcontrol.errors import SolverError
+    >>> issubclass(SolverError, RuntimeError)
+    True
+    """
 
 
 class NotSupportedError(PHControlError, NotImplementedError):
-    """A combination of options that phcontrol does not support."""
+    """A combination of options that phcontrol does not support.
+
+    Examples
+    --------
+    >>> from phcontrol.errors import NotSupportedError
+    >>> issubclass(NotSupportedError, NotImplementedError)
+    True
+    """
 
 
 class ModelFileError(PHControlError, ValueError):
-    """A model or certificate file is unknown, tampered, truncated or mismatched."""
+    """A model or certificate file is unknown, tampered, truncated or mismatched.
+
+    Examples
+    --------
+    >>> from phcontrol.errors import ModelFileError
+    >>> issubclass(ModelFileError, ValueError)
+    True
+    """
 
 
 class NumericsError(PHControlError, ArithmeticError):
@@ -71,16 +120,51 @@ class NumericsError(PHControlError, ArithmeticError):
 
     The error that ``strict=True`` raises in place of a
     :class:`NumericsWarning` about conditioning.
+
+    Examples
+    --------
+    >>> from phcontrol.errors import NumericsError
+    >>> issubclass(NumericsError, ArithmeticError)
+    True
     """
 
 
 class PHControlWarning(UserWarning):
-    """Root of every warning issued by phcontrol."""
+    """Root of every warning issued by phcontrol.
+
+    Examples
+    --------
+    >>> from phcontrol.errors import NumericsWarning, PHControlWarning
+    >>> issubclass(NumericsWarning, PHControlWarning)
+    True
+    >>> issubclass(PHControlWarning, UserWarning)
+    True
+    """
 
 
 class NumericsWarning(PHControlWarning):
-    """A numerical step is doubtful: no convergence, ill conditioning."""
+    """A numerical step is doubtful: no convergence, ill conditioning.
+
+    Examples
+    --------
+    >>> import torch, phcontrol as phc
+    >>> H, J = phc.QuadraticHamiltonian(2), phc.CanonicalJ(2)
+    >>> model = phc.PortHamiltonian(H, J).double()
+    >>> x0 = torch.ones(1, 2, dtype=torch.float64)
+    >>> try:
+    ...     phc.simulate(model, x0, dt=0.5, steps=2, max_iter=1, tol=1e-30, strict=True)
+    ... except phc.ConvergenceError:
+    ...     print("strict=True raised instead of a NumericsWarning")
+    strict=True raised instead of a NumericsWarning
+    """
 
 
 class DataWarning(PHControlWarning):
-    """A log is usable but unusual, for example irregularly sampled."""
+    """A log is usable but unusual, for example irregularly sampled.
+
+    Examples
+    --------
+    >>> from phcontrol.errors import DataWarning, PHControlWarning
+    >>> issubclass(DataWarning, PHControlWarning)
+    True
+    """

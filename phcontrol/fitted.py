@@ -110,7 +110,16 @@ class IdentifiedModel(nn.Module, Configurable):
 
     Examples
     --------
-    See :func:`identify`.
+    >>> import numpy as np, phcontrol as phc
+    >>> from phcontrol.data import Log
+    >>> t = 0.1 * np.arange(300)
+    >>> u = np.sin(0.7 * t)[:, None]
+    >>> log = Log(t=t, u=u, z=np.sin(0.7 * t - 0.3)[:, None], source="demo")
+    >>> fit = phc.identify(log, model="linear", window=10, n_past=3, lbfgs_steps=0,
+    ...                    iterations=1)
+    >>> model = fit.model  # an IdentifiedModel
+    >>> model.n_past, type(model.system).__name__
+    (3, 'PortHamiltonian')
     """
 
     def __init__(
@@ -455,7 +464,16 @@ def energy_audit(
 
     Examples
     --------
-    See :func:`phcontrol.identify`, whose report holds this audit.
+    >>> import numpy as np, phcontrol as phc
+    >>> from phcontrol.data import Log
+    >>> t = 0.1 * np.arange(300)
+    >>> u = np.sin(0.7 * t)[:, None]
+    >>> log = Log(t=t, u=u, z=np.sin(0.7 * t - 0.3)[:, None], source="demo")
+    >>> fit = phc.identify(log, model="linear", window=10, n_past=3, lbfgs_steps=0,
+    ...                    iterations=1)
+    >>> audit = energy_audit(fit.model, log, n_init=3)
+    >>> bool(audit["max_relative_residual"] < 1e-9), audit["steps"] > 0
+    (True, True)
     """
     with one_thread():
         return _audit(model, log, n_init, chunks)

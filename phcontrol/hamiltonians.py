@@ -86,6 +86,14 @@ class AbstractHamiltonian(nn.Module, Configurable):
 
     Subclasses set ``n_states`` and may override ``grad`` with a closed
     form; the default differentiates ``forward`` with autograd.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.hamiltonians import AbstractHamiltonian
+    >>> obj = phc.QuadraticHamiltonian(2)
+    >>> isinstance(obj, AbstractHamiltonian)
+    True
     """
 
     n_states: int
@@ -239,7 +247,15 @@ class MLPHamiltonian(AbstractHamiltonian):
 
 
 class AbstractPotential(nn.Module, Configurable):
-    """A potential energy ``V(q)``: ``forward`` (batch,), ``grad`` (batch, n_dof)."""
+    """A potential energy ``V(q)``: ``forward`` (batch,), ``grad`` (batch, n_dof).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from phcontrol.hamiltonians import AbstractPotential, QuadraticPotential
+    >>> isinstance(QuadraticPotential(torch.eye(1)), AbstractPotential)
+    True
+    """
 
     n_dof: int
 

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from . import _checkpoint
-from ._validation import check_choice, check_keywords
+from ._validation import check_choice, check_fit_settings, check_keywords
 from .data import Log
 from .errors import ConvergenceError, DataError, ModelFileError, NotSupportedError
 from .fitted import (
@@ -98,6 +98,18 @@ class FitReport:
         Faults met while fitting and what was done about each (rolled back,
         learning rate lowered, stage stopped, interrupted), with the stage
         and iteration.
+
+    Examples
+    --------
+    >>> import numpy as np, phcontrol as phc
+    >>> from phcontrol.data import Log
+    >>> t = 0.1 * np.arange(300)
+    >>> u = np.sin(0.7 * t)[:, None]
+    >>> log = Log(t=t, u=u, z=np.sin(0.7 * t - 0.3)[:, None], source="demo")
+    >>> fit = phc.identify(log, model="linear", window=10, n_past=3, lbfgs_steps=0,
+    ...                    iterations=1)
+    >>> fit.report.unit, sorted(fit.report.metrics["val"])[:2]
+    ('log units', ['converged', 'rmse'])
     """
 
     metrics: dict[str, dict[str, Any]]
@@ -139,6 +151,18 @@ class FitResult:
     output_names : tuple of str
         Names of the measured outputs, as in the log; figures label their
         axes with them.
+
+    Examples
+    --------
+    >>> import numpy as np, phcontrol as phc
+    >>> from phcontrol.data import Log
+    >>> t = 0.1 * np.arange(300)
+    >>> u = np.sin(0.7 * t)[:, None]
+    >>> log = Log(t=t, u=u, z=np.sin(0.7 * t - 0.3)[:, None], source="demo")
+    >>> fit = phc.identify(log, model="linear", window=10, n_past=3, lbfgs_steps=0,
+    ...                    iterations=1)
+    >>> type(fit.model).__name__, sorted(fit.predictions)
+    ('IdentifiedModel', ['val'])
     """
 
     model: IdentifiedModel
@@ -386,7 +410,11 @@ def identify(
     Raises
     ------
     DataError
-        If the log is too short for the window or has no output.
+        If the log is too short for the window or has no output. A plain
+        log needs ``n_past + window + 1`` samples in each part of its split.
+    ValueError
+        If ``window`` or ``n_past`` is below 1, or ``val_fraction`` is not
+        strictly between 0 and 1.
     ConvergenceError
         If the fit produced non-finite losses it could not recover from.
     FileNotFoundError
@@ -429,9 +457,8 @@ def identify(
         )
     if model not in ("mechanical", "linear"):
         raise ValueError(f"`model` must be 'mechanical' or 'linear'; found {model!r}")
-    check_choice(
-        input_hold, "input_hold", ("bandlimited", "linear", "cubic", "zoh")
-    )
+    check_choice(input_hold, "input_hold", ("bandlimited", "linear", "cubic", "zoh"))
+    check_fit_settings(data, n_past=n_past, window=window, val_fraction=val_fraction)
     train, val, tests, dataset = _split_log(data, val_fraction)
     if train.n_outputs < 1:
         raise DataError(f"{train.source}: the log has no output column to fit")

@@ -41,6 +41,14 @@ class AbstractModel(nn.Module, Configurable):
     ----------
     n_states, n_inputs : int
         Sizes of ``x`` and ``u``.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.models import AbstractModel
+    >>> obj = phc.plants.pendulum()
+    >>> isinstance(obj, AbstractModel)
+    True
     """
 
     n_states: int

@@ -51,6 +51,12 @@ class AbstractPairPotential(nn.Module, Configurable):
 
     ``forward(rho)`` and ``derivative(rho)`` (:math:`d\varphi/d\rho`) act
     elementwise on a tensor of any shape.
+
+    Examples
+    --------
+    >>> from phcontrol.particles import AbstractPairPotential, MLPPairPotential
+    >>> isinstance(MLPPairPotential(hidden=(4,)), AbstractPairPotential)
+    True
     """
 
     def forward(self, rho: Tensor) -> Tensor:  # pragma: no cover - abstract

@@ -139,7 +139,16 @@ def report_dict(fit: Any, *, dataset: Any = None) -> dict[str, Any]:
 
     Examples
     --------
-    See :func:`write_report`.
+    >>> import numpy as np, phcontrol as phc
+    >>> from phcontrol.data import Log
+    >>> t = 0.1 * np.arange(300)
+    >>> u = np.sin(0.7 * t)[:, None]
+    >>> log = Log(t=t, u=u, z=np.sin(0.7 * t - 0.3)[:, None], source="demo")
+    >>> fit = phc.identify(log, model="linear", window=10, n_past=3, lbfgs_steps=0,
+    ...                    iterations=1)
+    >>> doc = report_dict(fit)
+    >>> doc["unit"], "val" in doc["metrics"]
+    ('log units', True)
     """
     dataset = _resolve_dataset(fit, dataset)
     doc = _json_ready(fit.report.to_dict())

@@ -68,6 +68,17 @@ class StateFit:
         The learned window starts with ``free_initial_states``, else None.
     settings : dict
         The options of the fit.
+
+    Examples
+    --------
+    >>> import torch, phcontrol as phc
+    >>> truth = phc.plants.mass_spring_damper(1.0, 4.0, 0.0)
+    >>> x0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    >>> x = phc.simulate(truth, x0, dt=0.05, steps=20, method="rk4").x
+    >>> model = phc.PortHamiltonian(phc.QuadraticHamiltonian(2), phc.CanonicalJ(2))
+    >>> fit = phc.fit_states(model.double(), x, 0.05, iterations=3)
+    >>> len(fit.history) > 0
+    True
     """
 
     model: nn.Module

@@ -93,6 +93,14 @@ class AbstractStructureMatrix(nn.Module, Configurable):
         Number of states.
     state_dependent : bool
         True when the matrix depends on ``x``.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.structure import AbstractStructureMatrix
+    >>> obj = phc.CanonicalJ(2)
+    >>> isinstance(obj, AbstractStructureMatrix)
+    True
     """
 
     n_states: int

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -196,8 +197,52 @@ def test_cli_warns_about_irregular_sampling_by_default(
 
 def test_api_refuses_a_log_too_short_for_the_window() -> None:
     log = Log(t=np.arange(60.0), u=np.zeros((60, 1)), z=np.ones((60, 1)), source="s")
-    with pytest.raises(DataError, match=r"s: the training part has 48 samples but a "):
+    with pytest.raises(
+        DataError,
+        match=r"^s: the log has 60 samples but identify needs at least 453: the "
+        r"last val_fraction=0\.2 .* n_past \+ window \+ 1 = 91 samples\. Use a "
+        r"longer log, or shorten `window` \(now 80\)$",
+    ):
         phc.identify(log, window=80)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_api_refuses_a_one_row_log_by_its_length(n: int) -> None:
+    log = Log(t=np.arange(n) * 0.1, u=np.zeros((n, 1)), z=np.ones((n, 1)), dt=0.1,
+              source="one.csv")  # fmt: skip
+    plural = "s" if n > 1 else ""
+    with pytest.raises(DataError, match=rf"one\.csv: the log has {n} sample{plural} "):
+        phc.identify(log)
+
+
+def test_the_length_rule_matches_the_split() -> None:
+    # 453 samples for window=80 is the least that leaves 91 in each part.
+    def log(n: int) -> Log:
+        return Log(t=np.arange(n * 1.0), u=np.zeros((n, 1)), z=np.ones((n, 1)))
+
+    from phcontrol._validation import check_fit_settings
+
+    check_fit_settings(log(453), n_past=10, window=80, val_fraction=0.2)
+    train, val = log(453).split(0.2)
+    assert min(len(train), len(val)) == 91
+    with pytest.raises(DataError, match="the log has 452 samples"):
+        check_fit_settings(log(452), n_past=10, window=80, val_fraction=0.2)
+
+
+@pytest.mark.parametrize(
+    ("option", "match"),
+    [
+        ({"window": 0}, r"`window` must be at least 1; found 0"),
+        ({"n_past": 0}, r"`n_past` must be at least 1; found 0"),
+        ({"val_fraction": 0.0}, r"`val_fraction` must lie strictly between 0 and 1"),
+        ({"val_fraction": 1.0}, r"`val_fraction` must lie strictly between 0 and 1"),
+        ({"n_past": 2.5}, r"`n_past` must be an integer; found 2\.5"),
+    ],
+)
+def test_api_refuses_bad_window_settings(option: dict, match: str) -> None:
+    log = Log(t=np.arange(60.0), u=np.zeros((60, 1)), z=np.ones((60, 1)))
+    with pytest.raises((ValueError, TypeError), match=match):
+        phc.identify(log, **option)
 
 
 def test_cli_refuses_a_log_too_short_for_the_window(
@@ -209,14 +254,44 @@ def test_cli_refuses_a_log_too_short_for_the_window(
         [*args, "--window", "500", "--out", str(tmp_path / "o")], capsys
     )
     assert code == EXIT_USAGE
-    assert "needs 511 (n_past + window + 1); shorten `window`" in single_line(err)
+    line = single_line(err)
+    assert f"{path}: the log has 40 samples but identify needs at least 2553" in line
+    assert "shorten `window` (now 500)" in line
+    assert_nothing_written(tmp_path, {path.name})
+
+
+@pytest.mark.parametrize(
+    ("rows", "says"),
+    [
+        (1, "has 1 sample; at least 2 are needed"),
+        (5, "the log has 5 samples but identify needs at least 693"),
+    ],
+)
+def test_cli_refuses_a_too_short_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: int, says: str
+) -> None:
+    path = csv("t,u,y\n" + "".join(f"{0.1 * k:.1f},1,2\n" for k in range(rows)))(
+        tmp_path
+    )
+    args = ["identify", str(path), "--time", "t", "--inputs", "u", "--outputs", "y"]
+    code, err = run_cli([*args, "--out", str(tmp_path / "o")], capsys)
+    assert code == EXIT_USAGE
+    line = single_line(err)
+    assert line.startswith(f"phcontrol: error: {path}: ")
+    assert says in line
     assert_nothing_written(tmp_path, {path.name})
 
 
 def test_api_refuses_a_file_over_the_size_limit(tmp_path: Path) -> None:
     path = csv(GOOD)(tmp_path)
     size = path.stat().st_size
-    with pytest.raises(DataError, match=rf"file is {size} bytes, over the limit of 64"):
+    with pytest.raises(
+        DataError,
+        match=rf"^{re.escape(str(path))}: 1 problem: file is {size} bytes, "
+        r"over the limit of 64 bytes; raise the limit if you trust "
+        r"the file \(max_bytes= in Python, --max-bytes on the command line\) or "
+        r"split it into shorter logs$",
+    ):
         load_log(path, time="t", outputs=["y"], max_bytes=64)
 
 
@@ -231,12 +306,42 @@ def test_cli_refuses_a_huge_file_before_reading_it(
     args = ["identify", str(path), "--time", "t", "--outputs", "y"]
     code, err = run_cli([*args, "--out", str(tmp_path / "o")], capsys)
     assert code == EXIT_USAGE
-    assert "file is 2147483649 bytes, over the limit of 2147483648" in single_line(err)
+    line = single_line(err)
+    assert line.startswith(
+        f"phcontrol: error: {path}: 1 problem: file is 2147483649 bytes (2 GiB)"
+    )
+    assert "over the limit of 2147483648 bytes (2 GiB)" in line
+    assert "--max-bytes" in line and "split it" in line
     assert_nothing_written(tmp_path, {path.name})
     small = csv(GOOD)(tmp_path)
     args = ["identify", str(small), "--time", "t", "--outputs", "y", "--max-bytes"]
     code, err = run_cli([*args, "10", "--out", str(tmp_path / "o")], capsys)
     assert code == EXIT_USAGE and "over the limit of 10 bytes" in err
+    assert_nothing_written(tmp_path, {path.name, small.name})
+
+
+def test_csv_read_in_chunks_equals_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phcontrol import data
+
+    path = csv(GOOD)(tmp_path)
+    whole = load_log(path, time="t", inputs=["u"], outputs=["y"])
+    monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 7)  # 40 rows: six chunks
+    chunked = load_log(path, time="t", inputs=["u"], outputs=["y"])
+    for name in ("t", "u", "z"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
+
+
+def test_csv_chunks_still_refuse_a_ragged_row_late_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phcontrol import data
+
+    monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 7)
+    path = csv(GOOD + "4.0,1,2,3\n")(tmp_path)
+    with pytest.raises(DataError, match=r"Expected 3 fields in line 42, saw 4"):
+        load_log(path, time="t", inputs=["u"], outputs=["y"])
 
 
 # --------------------------------------------------------------------------

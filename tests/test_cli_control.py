@@ -90,3 +90,23 @@ def test_bad_input_exits_2_and_leaves_no_directory(tmp_path, capsys, args, match
     assert main(["control", *args, "--out", str(out)]) == 2
     assert match in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_fits_model_file_is_refused_with_the_way_to_its_ph_part(tmp_path, capsys):
+    import numpy as np
+
+    from phcontrol.data import Log
+
+    t = 0.1 * np.arange(300)
+    log = Log(t=t, u=np.sin(0.7 * t)[:, None], z=np.sin(0.7 * t - 0.3)[:, None])
+    fit = phc.identify(
+        log, model="linear", window=10, n_past=3, lbfgs_steps=0, iterations=1
+    )
+    path = tmp_path / "fit.safetensors"
+    phc.save(fit.model, path)
+    out = tmp_path / "out"
+    code = main(["control", str(path), "--target", "0.1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "holds an IdentifiedModel; a controller needs a PortHamiltonian" in err
+    assert "phc.save(phc.load(path).system, 'plant.safetensors')" in err

@@ -287,3 +287,27 @@ def test_cli_output_to_a_closed_pipe_is_no_error(tmp_path: Path) -> None:
         err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_every_public_object_has_an_example() -> None:
+    """Each public function and class shows its use; pytest runs the examples."""
+    import pkgutil
+
+    import phcontrol
+
+    missing = []
+    seen: set[int] = set()
+    for info in pkgutil.walk_packages(phcontrol.__path__, "phcontrol."):
+        if any(part.startswith("_") for part in info.name.split(".")[1:]):
+            continue
+        module = importlib.import_module(info.name)
+        for attr in getattr(module, "__all__", []):
+            obj = getattr(module, attr)
+            if id(obj) in seen or not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                continue
+            seen.add(id(obj))
+            doc = inspect.getdoc(obj) or ""
+            if not re.search(r"\n *Examples\n *--------\n", doc) or ">>> " not in doc:
+                missing.append(f"{info.name}.{attr}")
+    assert len(seen) > 100
+    assert not missing, "no Examples section:\n" + "\n".join(missing)

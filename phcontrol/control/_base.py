@@ -49,6 +49,14 @@ class ClosedLoopForm:
         Port of the external input ``v``.
     x_star : Tensor, shape (n_states,)
         The state the design drives the loop to.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import DampingInjection
+    >>> form = DampingInjection(phc.plants.mass_spring_damper().double(), 2.0).form()
+    >>> type(form.H).__name__, form.x_star.tolist()
+    ('MechanicalHamiltonian', [0.0, 0.0])
     """
 
     H: AbstractHamiltonian
@@ -72,6 +80,14 @@ class AbstractController:
         Size of ``u``.
     x_star : Tensor, shape (n_states,)
         The target state.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import AbstractController, DampingInjection
+    >>> obj = DampingInjection(phc.plants.mass_spring_damper(), 1.0)
+    >>> isinstance(obj, AbstractController)
+    True
     """
 
     plant: PortHamiltonian

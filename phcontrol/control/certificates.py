@@ -47,7 +47,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..errors import ModelFileError, ShapeError
+from .._numerics import report, report_status
+from ..errors import ModelFileError, ShapeError, SolverError
 from ._base import plant_dtype
 from .closed_loop import ClosedLoop
 
@@ -103,6 +104,16 @@ class Check:
         For ``R_d_psd`` and ``hessian_pd``: the SDP's ``status``, its
         ``margin`` (the largest ``t`` with ``M - t I ⪰ 0`` over its
         ``matrices`` matrices) and the ``solver``; None for the others.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import DampingInjection, certify_closed_loop, closed_loop
+    >>> plant = phc.plants.mass_spring_damper(damping=0.0).double()
+    >>> loop = closed_loop(plant, DampingInjection(plant, 2.0))
+    >>> check = certify_closed_loop(loop).check("lyapunov_lmi")
+    >>> check.name, check.status
+    ('lyapunov_lmi', 'pass')
     """
 
     name: str
@@ -127,6 +138,16 @@ class ClosedLoopCertificate:
         the Hessian and ``R_d`` at the target).
     problems : list of str
         Disagreements found by :func:`verify_closed_loop_certificate`.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import DampingInjection, certify_closed_loop, closed_loop
+    >>> plant = phc.plants.mass_spring_damper(damping=0.0).double()
+    >>> loop = closed_loop(plant, DampingInjection(plant, 2.0))
+    >>> cert = certify_closed_loop(loop, decay_rate=0.1)
+    >>> cert.verdict, cert.ok, sorted(cert.data)[:3]
+    ('certified', True, ['checks', 'controller', 'decay_rate'])
     """
 
     verdict: str
@@ -171,7 +192,11 @@ def solve_quietly(problem: Any, solver: str) -> None:
 
 
 def lyapunov_lmi(
-    A: np.ndarray, decay_rate: float = 0.0, *, solver: str = "CLARABEL"
+    A: np.ndarray,
+    decay_rate: float = 0.0,
+    *,
+    solver: str = "CLARABEL",
+    strict: bool = False,
 ) -> tuple[np.ndarray | None, str]:
     r"""Solve :math:`P \succeq I,\ \bar A^\top P + P \bar A + 2\bar\alpha P \preceq -I`.
 
@@ -187,13 +212,31 @@ def lyapunov_lmi(
         ``α >= 0``: the required exponential decay rate of ``x``.
     solver : str, default "CLARABEL"
         A CVXPY solver name.
+    strict : bool, default False
+        Raise :class:`~phcontrol.errors.SolverError` instead of warning when
+        the solve ends with a status that is not clean.
 
     Returns
     -------
     P : ndarray, shape (n, n) or None
         The solver's storage (symmetrised), or None when it failed.
     status : str
-        The solver's status.
+        The solver's status (``"solver_error: ..."`` when it failed).
+
+    Raises
+    ------
+    SolverError
+        With ``strict=True``, when the status is not ``optimal``,
+        ``infeasible`` or ``unbounded``, or the solver fails.
+
+    Warns
+    -----
+    NumericsWarning
+        In the same cases without ``strict``, and when the solver says
+        ``infeasible`` although the eigenvalues of ``A`` meet the decay
+        rate (a storage then exists). A ``P`` from an
+        ``optimal_inaccurate`` solve is still returned; callers must not
+        certify with it (:func:`certify_closed_loop` says ``undecided``).
 
     Examples
     --------
@@ -216,12 +259,31 @@ def lyapunov_lmi(
     prob = cp.Problem(cp.Minimize(t), cons)
     try:
         solve_quietly(prob, solver)
+        status = str(prob.status)
     except cp.SolverError as err:
-        return None, f"solver_error: {err}"
-    if P.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
-        return None, str(prob.status)
+        status = f"solver_error: {err}"
+    report_status(
+        status,
+        "the Lyapunov LMI of the closed loop",
+        "its storage is not taken as a certificate",
+        strict,
+    )
+    eig = np.linalg.eigvals(A).real
+    worst = float(eig.max()) if eig.size else -math.inf
+    if status == "infeasible" and worst + float(decay_rate) < -EIG_RTOL * s:
+        # A + alpha I is Hurwitz, so a storage exists: the solve failed.
+        report(
+            f"the Lyapunov LMI solver says 'infeasible', but the eigenvalues of A "
+            f"have real parts <= {worst:.4g} < -{float(decay_rate):g}, so a "
+            f"storage exists; the LMI is too ill-conditioned for the solver "
+            f"(||A|| = {s:.3g}). Try solver='SCS', or rescale the states",
+            strict,
+            SolverError,
+        )
+    if P.value is None or status not in ("optimal", "optimal_inaccurate"):
+        return None, status
     Pv = np.asarray(P.value, dtype=float)
-    return 0.5 * (Pv + Pv.T), str(prob.status)
+    return 0.5 * (Pv + Pv.T), status
 
 
 def energy_coordinates(
@@ -263,7 +325,9 @@ def _lmi_check(
         lam_P = float(np.linalg.eigvalsh(Pc).min())
         size = max(float(np.linalg.norm(Ac, 2)), 1e-300) * float(np.linalg.norm(Pc, 2))
         where = "" if S is None else " in the energy coordinates z = Hess^(1/2) x"
-        if lam_P > 0 and lam_M < -LMI_RTOL * size:
+        # "stored": a certificate file's P, re-checked on its own.
+        clean = status in ("optimal", "stored")
+        if lam_P > 0 and lam_M < -LMI_RTOL * size and clean:
             return Check(
                 "lyapunov_lmi",
                 "pass",
@@ -280,12 +344,17 @@ def _lmi_check(
             f"the linearisation has an eigenvalue with real part {worst:.4g} >= "
             f"-{alpha:g}: no decay rate {alpha:g} (solver status {status})",
         )
+    why = (
+        f"the storage comes from a solve with status {status!r}, not 'optimal', "
+        "and is not taken as a certificate"
+        if P is not None and status not in ("optimal", "stored")
+        else f"no storage passed the numpy re-check (solver status {status})"
+    )
     return Check(
         "lyapunov_lmi",
         "undecided",
         None if P is None else worst + alpha,
-        f"no storage passed the numpy re-check (solver status {status}) although "
-        f"the eigenvalues of A have real parts <= {worst:.4g}",
+        f"{why}, although the eigenvalues of A have real parts <= {worst:.4g}",
     )
 
 
@@ -430,6 +499,7 @@ def certify_closed_loop(
     seed: int = 0,
     sdp_samples: int = SDP_SAMPLES,
     solver: str = "CLARABEL",
+    strict: bool = False,
 ) -> ClosedLoopCertificate:
     r"""Certify a closed loop at its target; every number is re-checked.
 
@@ -460,6 +530,21 @@ def certify_closed_loop(
         (a matrix equal to one already there is left out).
     solver : str, default "CLARABEL"
         CVXPY solver of the SDPs and the Lyapunov LMI.
+    strict : bool, default False
+        Raise :class:`~phcontrol.errors.SolverError` instead of warning when
+        the Lyapunov LMI ends with a status that is not clean.
+
+    Raises
+    ------
+    SolverError
+        With ``strict=True``, when the Lyapunov LMI's status is not
+        ``optimal``, ``infeasible`` or ``unbounded``.
+
+    Warns
+    -----
+    NumericsWarning
+        In the same case without ``strict``; the ``lyapunov_lmi`` check is
+        then ``undecided`` unless an eigenvalue rules the decay rate out.
 
     Examples
     --------
@@ -575,10 +660,10 @@ def certify_closed_loop(
         checks.append(Check("hessian_pd", "not_applicable", None, why))
     coords = energy_coordinates(matrices.get("hessian"))
     if coords is None:
-        P, status = lyapunov_lmi(A, decay_rate, solver=solver)
+        P, status = lyapunov_lmi(A, decay_rate, solver=solver, strict=strict)
     else:
         S, Si = coords
-        Pz, status = lyapunov_lmi(S @ A @ Si, decay_rate, solver=solver)
+        Pz, status = lyapunov_lmi(S @ A @ Si, decay_rate, solver=solver, strict=strict)
         P = None if Pz is None else S @ Pz @ S
     checks.append(_lmi_check(A, P, float(decay_rate), status, coords))
     matrices["P"] = None if P is None else P.tolist()

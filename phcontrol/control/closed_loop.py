@@ -56,6 +56,15 @@ class ClosedLoop(PortHamiltonian):
     match_error : float
         Largest relative mismatch of the pH form at the check states (0.0
         when not structured, NaN when not checked).
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import DampingInjection, certify_closed_loop, closed_loop
+    >>> plant = phc.plants.mass_spring_damper(damping=0.0).double()
+    >>> loop = closed_loop(plant, DampingInjection(plant, 2.0))
+    >>> loop.structured, loop.n_states, loop.n_inputs
+    (True, 2, 1)
     """
 
     def __init__(

@@ -205,6 +205,16 @@ class MatchingFit:
         Residual evaluations of the least-squares solve.
     parameters : dict
         The fitted parameters of ``H_d`` by name.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import fit_target_energy, wheel_pendulum_ida_pbc
+    >>> plant = phc.plants.inertia_wheel_pendulum().double()
+    >>> ctrl = wheel_pendulum_ida_pbc(plant, fit=False)
+    >>> fit = fit_target_energy(ctrl, n_samples=64, inits=[{"c": 30.0}])
+    >>> fit.verified, sorted(fit.parameters)
+    (True, ['a', 'c'])
     """
 
     controller: IDAPBC

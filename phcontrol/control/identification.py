@@ -46,6 +46,16 @@ class MechanicalFit:
         RMS of ``Y θ - u`` over the samples used, in input units.
     samples : int
         Samples used (the filter's edges are dropped).
+
+    Examples
+    --------
+    >>> import numpy as np, phcontrol as phc
+    >>> from phcontrol.control import fit_pendulum, record_motion
+    >>> plant = phc.plants.pendulum(0.5, 2.0, 9.81, 0.1).double()
+    >>> u = np.sin(np.arange(81)[:, None] * 0.3)
+    >>> fit = fit_pendulum(record_motion(plant, [0.3, 0.0], u, 0.01))
+    >>> sorted(fit.parameters)[:2], type(fit.model).__name__
+    (['damping', 'gravity_torque'], 'PortHamiltonian')
     """
 
     model: PortHamiltonian

@@ -34,6 +34,16 @@ class RegulationMetrics:
         Error at the last sample.
     effort : ndarray, shape (batch,)
         :math:`\\int \\|u\\|^2 dt`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from phcontrol.control import regulation_metrics
+    >>> t = torch.linspace(0, 1, 3)
+    >>> x = torch.tensor([[[1.0], [0.05], [0.01]]])
+    >>> m = regulation_metrics(t, x, torch.zeros(1), lambda t, x: 0 * x, tolerance=0.1)
+    >>> bool(m.success[0])
+    True
     """
 
     success: np.ndarray

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._numerics import report_status
 from ..errors import NotSupportedError, SolverError
 from ..models import PortHamiltonian
 from ._base import (
@@ -101,6 +102,15 @@ class GainSynthesis:
         linearisation, computed independently (below ``-α`` when it holds).
     verified : bool
         Both re-checks hold.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import synthesize_shaping_gains
+    >>> arm = phc.plants.two_link_arm().double()
+    >>> gains = synthesize_shaping_gains(arm, [0.5, -0.3], decay_rate=1.0)
+    >>> gains.stiffness.shape, gains.damping.shape, gains.verified
+    ((2, 2), (2, 2), True)
     """
 
     stiffness: np.ndarray
@@ -134,6 +144,7 @@ def synthesize_shaping_gains(
     diagonal: bool = True,
     epsilons: Sequence[float] | None = None,
     solver: str = "CLARABEL",
+    strict: bool = False,
 ) -> GainSynthesis:
     r"""Find the smallest energy-shaping gains that meet a decay rate.
 
@@ -162,13 +173,24 @@ def synthesize_shaping_gains(
         1.05 ... 8).
     solver : str, default "CLARABEL"
         CVXPY solver.
+    strict : bool, default False
+        Raise :class:`~phcontrol.errors.SolverError` instead of warning when
+        a solve of the grid ends with a status that is not clean.
 
     Raises
     ------
     NotSupportedError
         If the model is not mechanical and fully actuated.
     SolverError
-        If no ``ε`` of the grid gives a feasible LMI.
+        If no ``ε`` of the grid gives a feasible LMI; with ``strict=True``
+        also when a solve ends with a status other than ``optimal``,
+        ``infeasible`` or ``unbounded``, or the solver fails.
+
+    Warns
+    -----
+    NumericsWarning
+        In that case without ``strict``: those grid points are skipped, and
+        the gains come from the others (re-checked in numpy as always).
 
     Examples
     --------
@@ -201,6 +223,7 @@ def synthesize_shaping_gains(
     a_in = alpha * (1.0 + 1e-3)
     size = float(np.linalg.norm(M, 2))
     best = None
+    statuses: dict[str, str] = {}
     for eps in grid:
         if diagonal:
             kp, kd = cp.Variable(k, nonneg=True), cp.Variable(m, nonneg=True)
@@ -218,12 +241,17 @@ def synthesize_shaping_gains(
         prob = cp.Problem(cp.Minimize(cp.trace(Kp) + alpha * cp.trace(Kd)), cons)
         try:
             solve_quietly(prob, solver)
-        except cp.SolverError:
-            continue
-        if prob.status != "optimal" or Kp.value is None:
+            status = str(prob.status)
+        except cp.SolverError as err:
+            status = f"solver_error: {err}"
+        statuses[f"epsilon {eps:g}"] = status
+        if status != "optimal" or Kp.value is None:
             continue
         if best is None or prob.value < best[0]:
             best = (prob.value, eps, np.asarray(Kp.value), np.asarray(Kd.value))
+    report_status(
+        statuses, "synthesize_shaping_gains", "those grid points were skipped", strict
+    )
     if best is None:
         raise SolverError(
             f"no gains meet decay_rate={alpha:g} for any epsilon in {grid}; lower "

@@ -52,6 +52,16 @@ class Trajectory:
         False for a row whose implicit solve missed the tolerance.
     method : str
         The integrator used.
+
+    Examples
+    --------
+    >>> import torch, phcontrol as phc
+    >>> H, J = phc.QuadraticHamiltonian(2), phc.CanonicalJ(2)
+    >>> model = phc.PortHamiltonian(H, J).double()
+    >>> x0 = torch.ones(3, 2, dtype=torch.float64)
+    >>> traj = phc.simulate(model, x0, dt=0.1, steps=4)
+    >>> tuple(traj.x.shape), tuple(traj.residual.shape), bool(traj.converged.all())
+    ((3, 5, 2), (3, 4), True)
     """
 
     t: Tensor

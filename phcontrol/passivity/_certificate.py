@@ -57,6 +57,16 @@ class ModelCertificate:
         Checks that failed (empty when passive).
     data : dict
         The full JSON document.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, phcontrol as phc
+    >>> from phcontrol.passivity import verify_certificate, write_certificate
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> phc.save(phc.plants.mass_spring_damper().double(), d / "m.safetensors")
+    >>> cert = write_certificate(d / "m.safetensors", d / "m.cert.json", steps=5)
+    >>> cert.verdict, verify_certificate(d / "m.cert.json").ok
+    ('passive', True)
     """
 
     verdict: str
@@ -80,6 +90,7 @@ def _evidence(
     settings: dict[str, Any],
     equilibria: list[np.ndarray] | None,
     stored_P: list[np.ndarray] | None,
+    strict: bool = False,
 ) -> tuple[dict[str, Any], list[str], list[str], list[str]]:
     """Compute all evidence; with ``stored_P`` re-check those storages."""
     from ..integrators import simulate
@@ -160,7 +171,7 @@ def _evidence(
             continue
         sys = make_lti(ss.A, ss.B, ss.C, ss.D, 0.0)
         if stored_P is None:
-            res = check_passivity((sys.A, sys.B, sys.C, sys.D))
+            res = check_passivity((sys.A, sys.B, sys.C, sys.D), strict=strict)
             P = res.P
         else:
             P = stored_P[k]
@@ -204,6 +215,7 @@ def write_certificate(
     steps: int = 50,
     dt: float = 0.01,
     seed: int = 0,
+    strict: bool = False,
 ) -> ModelCertificate:
     """Check a saved pH model and write its passivity certificate as JSON.
 
@@ -223,6 +235,10 @@ def write_certificate(
         Size of the energy-balance audit.
     seed : int, default 0
         Seed of the samples, initial states and inputs.
+    strict : bool, default False
+        Passed to :func:`check_passivity` for each linearisation: raise
+        instead of warning about a doubtful convex solve or an
+        ill-conditioned balancing.
 
     Returns
     -------
@@ -254,7 +270,7 @@ def write_certificate(
         "seed": seed,
     }
     eq = None if equilibria is None else [np.asarray(e, float) for e in equilibria]
-    data, built, sampled, problems = _evidence(model, settings, eq, None)
+    data, built, sampled, problems = _evidence(model, settings, eq, None, strict)
     verdict = "passive" if not problems else "undecided"
     rel = os.path.relpath(model_path.resolve(), out_path.resolve().parent)
     doc = {
@@ -299,7 +315,12 @@ def verify_certificate(path: str | os.PathLike[str]) -> ModelCertificate:
 
     Examples
     --------
-    See :func:`write_certificate`.
+    >>> import tempfile, pathlib, phcontrol as phc
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> phc.save(phc.plants.mass_spring_damper().double(), d / "m.safetensors")
+    >>> _ = write_certificate(d / "m.safetensors", d / "m.cert.json", steps=5)
+    >>> verify_certificate(d / "m.cert.json").verdict
+    'passive'
     """
     from ..io import load
 

@@ -27,11 +27,22 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._numerics import caller_stacklevel
 from .._validation import check_keywords
 from ..errors import NotSupportedError, NumericsWarning, SolverError
 from . import _hamiltonian_test as ht
 from . import _kyp
-from ._lti import LTI, _norm2, as_lti, balance, cayley, phi_min, phi_min_many, recheck
+from ._lti import (
+    LTI,
+    _norm2,
+    as_lti,
+    balance,
+    cayley,
+    phi_min,
+    phi_min_many,
+    recheck,
+    report_scaling,
+)
 
 __all__ = ["PassivityResult", "check_passivity"]
 
@@ -75,6 +86,14 @@ class PassivityResult:
         does not: ``D + D^T`` singular or ``A`` not stable).
     dt : float
         Time base: 0 continuous, else the sample time.
+
+    Examples
+    --------
+    >>> import control
+    >>> import phcontrol as phc
+    >>> res = phc.check_passivity(control.tf([1], [1, 1]))  # 1/(s + 1)
+    >>> res.verdict, res.passive, res.P.shape
+    ('passive', True, (1, 1))
     """
 
     verdict: Verdict
@@ -158,7 +177,9 @@ def check_passivity(
         Time limit handed to the convex solver.
     strict : bool, default False
         Raise :class:`~phcontrol.errors.SolverError` instead of warning when
-        the convex solver ends with a status that is not clean.
+        the convex solver ends with a status that is not clean, and
+        :class:`~phcontrol.errors.NumericsError` when the balancing
+        transform is ill-conditioned.
 
     Returns
     -------
@@ -172,6 +193,9 @@ def check_passivity(
         If ``method="hamiltonian"`` and the test does not apply.
     SolverError
         With ``strict=True``, when the solver's status is not clean.
+    NumericsError
+        With ``strict=True``, when the state scaling that balances the
+        system spans more than a factor 1e6.
 
     Warns
     -----
@@ -180,7 +204,10 @@ def check_passivity(
         ``infeasible`` or ``unbounded`` (an ``*_inaccurate`` status, a time
         or iteration limit, a solver failure). The verdict is still only
         ``passive`` with a re-checked ``P``; the warning says that the
-        solver, not the system, may be why it is ``undecided``.
+        solver, not the system, may be why it is ``undecided``. Also when
+        the state scaling that balances the system spans more than a factor
+        1e6: the storage ``P`` in the system's own coordinates is then
+        ill-conditioned (its condition number grows like the square).
 
     Notes
     -----
@@ -218,7 +245,9 @@ def check_passivity(
     elif isinstance(system, PortHamiltonian):
         result = _check_model(system, tol)
     else:
-        result = check_lti(as_lti(system, dt), method, solver, tol, max_seconds)
+        lti = as_lti(system, dt)
+        report_scaling(balance(lti)[1], strict)
+        result = check_lti(lti, method, solver, tol, max_seconds)
     _report_status(result, strict)
     return result
 
@@ -240,7 +269,7 @@ def _report_status(result: PassivityResult, strict: bool) -> None:
     )
     if strict:
         raise SolverError(text)
-    warnings.warn(text, NumericsWarning, stacklevel=4)
+    warnings.warn(text, NumericsWarning, stacklevel=caller_stacklevel())
 
 
 def check_lti(

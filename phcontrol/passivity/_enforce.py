@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .._numerics import report_status
+from .._validation import check_keywords
 from ..errors import SolverError
 from ._check import PassivityResult, check_passivity
 from ._hamiltonian_test import default_grid
@@ -49,6 +51,14 @@ class EnforcementResult:
         The verdict on the new model (``passive`` on success).
     solver_status : str or None
         ``None`` when the model was already passive and left unchanged.
+
+    Examples
+    --------
+    >>> import control
+    >>> import phcontrol as phc
+    >>> res = phc.enforce_passivity(control.tf([1, -0.5], [1, 1]))
+    >>> res.check.passive, res.delta_C.shape, res.delta_D.shape
+    (True, (1, 1), (1, 1))
     """
 
     system: Any
@@ -78,6 +88,7 @@ def _gramian(sys: LTI) -> np.ndarray | None:
     return (V * np.sqrt(np.clip(w, 0.0, None))) @ V.T
 
 
+@check_keywords
 def enforce_passivity(
     system: Any,
     *,
@@ -85,6 +96,7 @@ def enforce_passivity(
     solver: str | None = None,
     margin: float = 1e-6,
     n_points: int = 400,
+    strict: bool = False,
 ) -> EnforcementResult:
     r"""Find the nearest passive model, changing only ``C`` and ``D``.
 
@@ -102,6 +114,10 @@ def enforce_passivity(
         instance poles on the imaginary axis).
     n_points : int, default 400
         Size of the frequency grid for ``frequency_change``.
+    strict : bool, default False
+        Raise :class:`~phcontrol.errors.SolverError` instead of warning when
+        a convex solve (here or in the checks) ends with a status that is
+        not clean.
 
     Returns
     -------
@@ -110,7 +126,15 @@ def enforce_passivity(
     Raises
     ------
     SolverError
-        If no passive model was found or it fails the check.
+        If no passive model was found or it fails the check; with
+        ``strict=True`` also when a solve ends ``optimal_inaccurate``.
+
+    Warns
+    -----
+    NumericsWarning
+        When the solve that gave the model ended ``optimal_inaccurate``:
+        the model is returned only because :func:`check_passivity` found it
+        ``passive`` on its own.
 
     Examples
     --------
@@ -123,7 +147,7 @@ def enforce_passivity(
 
     sys = as_lti(system, dt)
     n, m = sys.n_states, sys.n_inputs
-    first = check_passivity(sys_tuple(sys), dt=sys.dt)
+    first = check_passivity(sys_tuple(sys), dt=sys.dt, strict=strict)
     if first.passive:
         return EnforcementResult(
             to_control(sys),
@@ -164,10 +188,10 @@ def enforce_passivity(
         cons = [M << -delta * np.eye(n + m), P >> 0, cp.trace(P) <= 1e4 * max(n, 1)]
         problem = cp.Problem(cp.Minimize(cost), cons)
         status = _solve(problem, pick_solver(n, solver), None)
-        if status == "optimal" and dC.value is not None:
+        if status in ("optimal", "optimal_inaccurate") and dC.value is not None:
             solution = (np.asarray(dC.value), np.asarray(dD.value))
             new = _unbalance(sys, solution, t, w)
-            check = check_passivity(sys_tuple(new), dt=sys.dt)
+            check = check_passivity(sys_tuple(new), dt=sys.dt, strict=strict)
             if check.passive:
                 break
         solution = None
@@ -176,6 +200,12 @@ def enforce_passivity(
             f"no passive model with A, B fixed passed the check (solver {status}); "
             "the poles may have to move: refit the model with a passive structure"
         )
+    report_status(
+        status,
+        "enforce_passivity",
+        "the model is kept because check_passivity found it passive on its own",
+        strict,
+    )
     dC_orig = solution[0] * t[None, :] * w
     dD_orig = solution[1] * w * w
     size = _cost(sys, dC_orig, dD_orig)

@@ -125,6 +125,14 @@ class FrequencySweep:
         :math:`\lambda_{\min}(G(j\omega) + G(j\omega)^H)`; NaN at a pole.
     dt : float
         Time base of the system (0 for continuous time).
+
+    Examples
+    --------
+    >>> import control
+    >>> import phcontrol as phc
+    >>> sweep = phc.passivity.frequency_sweep(control.tf([1, -1], [1, 2]))
+    >>> bool((sweep.min_eig < 0).any()), sweep.omega.shape == sweep.min_eig.shape
+    (True, True)
     """
 
     omega: np.ndarray

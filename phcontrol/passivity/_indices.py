@@ -26,9 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from .._numerics import report_status
+from .._validation import check_keywords
+from ..errors import SolverError
 from ._check import RECHECK_TOL
 from ._kyp import _solve, pick_solver
-from ._lti import LTI, Scaling, _norm2, as_lti, balance
+from ._lti import LTI, Scaling, _norm2, as_lti, balance, report_scaling
 
 __all__ = ["PassivityIndex", "PassivityIndices", "passivity_indices"]
 
@@ -51,7 +54,16 @@ class PassivityIndex:
     certified : bool
         True when the numpy re-check of ``P`` at ``value`` passed.
     solver_status : str
-        Status of the convex solver.
+        Status of the convex solver (``"solver_error: ..."`` when it failed,
+        ``"I + D singular"`` for a relative index that does not exist).
+
+    Examples
+    --------
+    >>> import control
+    >>> import phcontrol as phc
+    >>> nu = phc.passivity_indices(control.tf([1, 3], [1, 1])).input
+    >>> round(nu.value, 4), nu.certified, nu.solver_status
+    (1.0, True, 'optimal')
     """
 
     value: float
@@ -75,6 +87,14 @@ class PassivityIndices:
     relative : PassivityIndex
         ``||(I - G)(I + G)^{-1}||_inf`` (at most 1 exactly when passive);
         NaN when ``I + D`` is singular.
+
+    Examples
+    --------
+    >>> import control
+    >>> import phcontrol as phc
+    >>> idx = phc.passivity_indices(control.tf([1, 3], [1, 1]))  # 1 + 2/(s + 1)
+    >>> round(idx.output.value, 4), bool(idx.relative.value <= 1.0)
+    (0.3333, True)
     """
 
     input: PassivityIndex
@@ -115,6 +135,14 @@ def _supply(sys: LTI, kind: str) -> tuple[np.ndarray, np.ndarray]:
     return -L, F
 
 
+def _solve_or_status(problem: Any, n: int, solver: str | None) -> str:
+    """Solve; a solver that fails on both attempts becomes a status."""
+    try:
+        return _solve(problem, pick_solver(n, solver), None)
+    except SolverError as err:
+        return f"solver_error: {err}"
+
+
 def _index(sys: LTI, kind: str, solver: str | None, scaling: Scaling) -> PassivityIndex:
     import cvxpy as cp
 
@@ -130,7 +158,7 @@ def _index(sys: LTI, kind: str, solver: str | None, scaling: Scaling) -> Passivi
         cons = [0.5 * (M + M.T) << 0]
     cons += [k <= _CAP, k >= -_CAP]
     problem = cp.Problem(cp.Maximize(k), cons)
-    status = _solve(problem, pick_solver(n, solver), None)
+    status = _solve_or_status(problem, n, solver)
     if k.value is None or status != "optimal":
         return PassivityIndex(math.nan, None, math.nan, math.nan, False, status)
     value = float(k.value)
@@ -199,7 +227,7 @@ def _relative(sys: LTI, solver: str | None, scaling: Scaling) -> PassivityIndex:
     if n:
         cons.append(P >> 0)
     problem = cp.Problem(cp.Minimize(g2), cons)
-    status = _solve(problem, pick_solver(n, solver), None)
+    status = _solve_or_status(problem, n, solver)
     if g2.value is None or status != "optimal":
         return PassivityIndex(math.nan, None, math.nan, math.nan, False, status)
     gamma = math.sqrt(max(float(g2.value), 0.0)) * (1.0 + 1e-6) + 1e-9
@@ -212,8 +240,13 @@ def _relative(sys: LTI, solver: str | None, scaling: Scaling) -> PassivityIndex:
     )
 
 
+@check_keywords
 def passivity_indices(
-    system: Any, *, dt: float | None = None, solver: str | None = None
+    system: Any,
+    *,
+    dt: float | None = None,
+    solver: str | None = None,
+    strict: bool = False,
 ) -> PassivityIndices:
     r"""Compute the input, output and relative passivity indices.
 
@@ -225,11 +258,31 @@ def passivity_indices(
         Time base for a tuple (default continuous).
     solver : str, optional
         CVXPY solver (default as in :func:`check_passivity`).
+    strict : bool, default False
+        Raise :class:`~phcontrol.errors.SolverError` instead of warning when
+        a convex solve ends with a status that is not clean, and
+        :class:`~phcontrol.errors.NumericsError` when the balancing
+        transform is ill-conditioned (as in :func:`check_passivity`).
 
     Returns
     -------
     PassivityIndices
         Each index with its storage ``P`` and re-check margins.
+
+    Raises
+    ------
+    SolverError
+        With ``strict=True``, when a solve ends with a status other than
+        ``optimal``, ``infeasible`` or ``unbounded``, or the solver fails.
+    NumericsError
+        With ``strict=True``, when the state scaling that balances the
+        system spans more than a factor 1e6.
+
+    Warns
+    -----
+    NumericsWarning
+        In the same cases without ``strict``; a failed index is then NaN
+        with ``certified=False``.
 
     Notes
     -----
@@ -247,10 +300,24 @@ def passivity_indices(
     """
     sys = as_lti(system, dt)
     _, sc = balance(sys)
+    report_scaling(sc, strict)
     scaling = Scaling(sc.state, sc.time, 1.0)
     work = scaling.apply(sys)
-    return PassivityIndices(
+    result = PassivityIndices(
         _index(work, "input", solver, scaling),
         _index(work, "output", solver, scaling),
         _relative(work, solver, scaling),
     )
+    statuses = {
+        name: index.solver_status
+        for name, index in (
+            ("input", result.input),
+            ("output", result.output),
+            ("relative", result.relative),
+        )
+        if index.solver_status != "I + D singular"
+    }
+    report_status(
+        statuses, "passivity_indices", "those indices are NaN and not certified", strict
+    )
+    return result

@@ -275,6 +275,40 @@ def balance(sys: LTI) -> tuple[LTI, Scaling]:
     return scaling.apply(sys), scaling
 
 
+SCALING_COND_WARN = 1e6
+"""Largest spread ``max(T) / min(T)`` of the state scaling left unreported."""
+
+
+def report_scaling(scaling: Scaling, strict: bool) -> None:
+    """Report a balancing transform ``T`` whose condition number is large.
+
+    Balancing itself is exact (powers of two), but the storage maps back as
+    ``P = T P_bal T / alpha``: its condition number in the system's own
+    coordinates grows like ``cond(T)^2``, so anything done with ``P`` there
+    (its inverse, a pH form, a re-check with eigenvalues) loses about
+    ``2 log10 cond(T)`` digits. Warns with
+    :class:`~phcontrol.errors.NumericsWarning`, or raises
+    :class:`~phcontrol.errors.NumericsError` when ``strict``.
+    """
+    from .._numerics import report
+    from ..errors import NumericsError
+
+    t = scaling.state
+    if t.size == 0:
+        return
+    cond = float(t.max() / t.min())
+    if cond <= SCALING_COND_WARN:
+        return
+    text = (
+        f"the state scaling that balances the system is ill-conditioned "
+        f"(condition number {cond:.3g} > {SCALING_COND_WARN:g}): the storage P in "
+        f"the system's own coordinates loses about {2 * math.log10(cond):.0f} "
+        "digits. Rescale the states to comparable units "
+        "(control.similarity_transform) and check again"
+    )
+    report(text, strict, NumericsError)
+
+
 # ------------------------------------------------------------------ KYP block
 
 
