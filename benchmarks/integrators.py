@@ -281,7 +281,7 @@ def against_scipy(
                 f"dt={DT} ({looped})",
                 "speed-up (s ours / s scipy); max energy error ours / scipy; "
                 "max state gap",
-                f"{speedup:.0f}x ({t_ours:.1f} s / {t_scipy:.0f} s); "
+                f"{speedup:.3g}x ({t_ours:.1f} s / {t_scipy:.0f} s); "
                 f"{err_ours:.1e} / {err_scipy:.1e}; {gap:.1e}",
                 ">= 100x at <= error",
                 speedup >= 100.0 and err_ours <= err_scipy,
