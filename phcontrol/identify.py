@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from . import _checkpoint
+from ._friction import build_friction
 from ._validation import check_choice, check_keywords
 from .data import Log
 from .errors import ConvergenceError, DataError, ModelFileError, NotSupportedError
@@ -65,7 +66,7 @@ __all__ = ["FitReport", "FitResult", "identify"]
 
 logger = logging.getLogger(__name__)
 
-ModelKind = Literal["mechanical", "linear"]
+ModelKind = Literal["mechanical", "linear", "friction"]
 
 
 @dataclass(frozen=True)
@@ -427,17 +428,16 @@ def identify(
         raise ValueError(
             "`resume=True` needs `checkpoint=`, the file of the fit to continue"
         )
-    if model not in ("mechanical", "linear"):
-        raise ValueError(f"`model` must be 'mechanical' or 'linear'; found {model!r}")
+    check_choice(model, "model", ("mechanical", "linear", "friction"))
     check_choice(
         input_hold, "input_hold", ("bandlimited", "linear", "cubic", "zoh")
     )
     train, val, tests, dataset = _split_log(data, val_fraction)
     if train.n_outputs < 1:
         raise DataError(f"{train.source}: the log has no output column to fit")
-    if model == "mechanical" and train.n_outputs != 1:
+    if model in ("mechanical", "friction") and train.n_outputs != 1:
         raise NotSupportedError(
-            f"model='mechanical' fits one measured position; the log has "
+            f"model={model!r} fits one measured position; the log has "
             f"{train.n_outputs} outputs. Use model='linear'."
         )
     need = n_past + window + 1
@@ -582,6 +582,8 @@ def _initial_model(
         torch.manual_seed(seed)
         if model == "mechanical":
             system, states = _build_mechanical(train.n_inputs, un, zn, mlp_hidden)
+        elif model == "friction":  # mass with viscous and Coulomb friction
+            system, states = build_friction(train.n_inputs, un, zn)
         else:
             system, states = _build_linear(train.n_inputs, train.n_outputs, un, zn)
         encoder = Encoder(n_past, train.n_inputs, train.n_outputs, system.n_states)
