@@ -293,14 +293,30 @@ class MechanicalStepper:
             eps = torch.finfo(qd.dtype).eps
             it = 0
             base = slope - friction_slope(d0)
+            lo = torch.full_like(qn, -torch.inf)
+            hi = torch.full_like(qn, torch.inf)
+
+            def update(qn: Tensor, f: Tensor, slope: Tensor):
+                if self._friction is None:
+                    return qn - f / slope, slope
+                # A Coulomb law is steep near rest and flat beyond, so the
+                # slope is renewed every iteration (Newton, not a chord), and
+                # the residual, increasing in q' for a convex V, brackets the
+                # root: a Newton step that leaves the bracket is replaced by
+                # its midpoint, which stops Newton cycling across the step.
+                nonlocal lo, hi
+                hi = torch.where(f > 0, torch.minimum(hi, qn), hi)
+                lo = torch.where(f < 0, torch.maximum(lo, qn), lo)
+                cand = qn - f / slope
+                outside = (cand <= lo) | (cand >= hi)
+                bracketed = torch.isfinite(lo) & torch.isfinite(hi)
+                cand = torch.where(outside & bracketed, 0.5 * (lo + hi), cand)
+                return cand, base + friction_slope(cand - qd)
+
             while it < self.max_iter:
                 for _ in range(2):
                     f = residual(qn, qd, pd, Vd)
-                    qn = qn - f / slope
-                    if self._friction is not None:
-                        # A Coulomb law is steep near rest and flat beyond:
-                        # Newton's slope, not a frozen chord, keeps it fast.
-                        slope = base + friction_slope(qn - qd)
+                    qn, slope = update(qn, f, slope)
                 it += 2
                 f = residual(qn, qd, pd, Vd)
                 # f is the momentum equation's residual: scale it like a state.
@@ -315,7 +331,7 @@ class MechanicalStepper:
                 # A row gone non-finite cannot converge: stop iterating it.
                 if bool((ok | ~torch.isfinite(f.squeeze(-1))).all()):
                     break
-                qn = qn - f / slope
+                qn, slope = update(qn, f, slope)
         if torch.is_grad_enabled() and (x.requires_grad or self.params_need_grad):
             # Implicit function theorem: one differentiable Newton correction
             # at the solution carries d q'/d(theta, x) = -f_theta / f_q'.
