@@ -52,7 +52,10 @@ each 1 ms sample; one step per sample suffices for a mass whose motion is
 slow beside the sample rate."""
 
 RETURN_HORIZON_S = 2.0e3
-"""Model time (seconds) of the unforced-return check."""
+"""Model time (seconds) of the creep phase of the unforced-return check."""
+
+START_SPEED = 0.1
+"""Speed (m/s) of the unforced check's starts, a typical speed of the log."""
 
 
 def unforced_return(
@@ -61,7 +64,7 @@ def unforced_return(
     """Step the fitted model unforced from displaced states; measure the return.
 
     Starts: the equilibrium moved by one standard deviation of the training
-    position, plus or minus, with the momentum of a typical training speed.
+    position, plus or minus, moving at ``START_SPEED`` either way.
     Returns the largest distance left to ``(q*, 0)`` after ``horizon_s``
     seconds, in mm and in momentum, and the share of ``H - H*`` left.
     """
@@ -72,9 +75,10 @@ def unforced_return(
     values = friction_parameters(system)
     m, q_star = values["mass"], values["equilibrium"]
     x_star = torch.tensor([[q_star, 0.0]], dtype=torch.float64)
+    z_std = float(fitted.z_std[0])
+    p0 = m * START_SPEED * fitted.dt / z_std  # normalised momentum
     offsets = torch.tensor(
-        [[1.0, 0.02 * m], [-1.0, -0.02 * m], [1.0, -0.02 * m], [-1.0, 0.02 * m]],
-        dtype=torch.float64,
+        [[1.0, p0], [-1.0, -p0], [1.0, -p0], [-1.0, p0]], dtype=torch.float64
     )
     x = x_star + offsets
     u = torch.zeros(len(x), system.n_inputs, dtype=torch.float64)
@@ -94,7 +98,6 @@ def unforced_return(
         H1 = system.H(x) - H_star
         r0, _ = system.R.law(torch.zeros(1, dtype=torch.float64), 1)
     creep_s = float(r0) / values["spring"] * fitted.dt
-    z_std = float(fitted.z_std[0])
     return {
         "q_star_mm": (q_star * z_std + float(fitted.z_mean[0])) * 1e3,
         "distance_mm": float((x[:, 0] - q_star).abs().max()) * z_std * 1e3,

@@ -324,12 +324,14 @@ def identify(
         The log, a bundled dataset, or its name (``"silverbox"``). A
         dataset brings its own train/validation/test split; a plain log
         keeps its last ``val_fraction`` for validation.
-    model : {"mechanical", "linear"}, default "mechanical"
+    model : {"mechanical", "linear", "friction"}, default "mechanical"
         ``mechanical``: one degree of freedom, :math:`H = p^2/2m + V(q)` with
         ``V`` a quartic plus a tanh correction, a damping
         :math:`r(p) = c_0 + c_1 p^2` on ``p``, input on ``p``, measured output
         ``z = q``. ``linear``: quadratic ``H`` with two states per output,
-        ``J = S - S^T``, ``R = LL^T``.
+        ``J = S - S^T``, ``R = LL^T``. ``friction``: a mass with viscous and
+        smoothed Coulomb friction and a constant force (see
+        ``docs/friction.md``).
     substeps : int, default 3
         Discrete-gradient steps per sample.
     window : int, default 128
