@@ -145,6 +145,9 @@ from .structure import (
     CholeskyDissipation as CholeskyDissipation,
 )
 from .structure import (
+    CoulombViscousDissipation as CoulombViscousDissipation,
+)
+from .structure import (
     InputMatrix as InputMatrix,
 )
 from .structure import (
@@ -164,6 +167,7 @@ __all__ = [
     "CholeskyDissipation",
     "ConvergenceError",
     "CosinePotential",
+    "CoulombViscousDissipation",
     "DataError",
     "DataWarning",
     "GravitationalPotential",

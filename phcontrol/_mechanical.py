@@ -2,7 +2,8 @@ r"""A fast exact step for one-degree-of-freedom mechanical pH models.
 
 For ``x = (q, p)``, :math:`H = p^2/(2m) + V(q)`, canonical ``J``,
 dissipation on the momentum only, :math:`R = \mathrm{diag}(0, r(p))` with
-``r`` constant or an even polynomial in ``p`` (evaluated at the midpoint
+``r`` constant, an even polynomial in ``p``, or viscous plus smoothed
+Coulomb friction :math:`c + F \tanh(p/w)/p` (evaluated at the midpoint
 :math:`\bar p = m \bar v`), and an
 input acting on the momentum, :math:`G = (0, g)^\top`, the coordinate-
 increment (Itoh–Abe) discrete gradient in the order ``(q, p)`` is
@@ -33,6 +34,7 @@ from .models import PortHamiltonian
 from .structure import (
     CanonicalJ,
     CholeskyDissipation,
+    CoulombViscousDissipation,
     InputMatrix,
     PolynomialDissipation,
 )
@@ -50,7 +52,8 @@ def supports(model: PortHamiltonian) -> bool:
     R, G = model.R, model.G
     if R is not None:
         constant = isinstance(R, CholeskyDissipation) and not R.state_dependent
-        if not (constant or isinstance(R, PolynomialDissipation)):
+        laws = (PolynomialDissipation, CoulombViscousDissipation)
+        if not (constant or isinstance(R, laws)):
             return False
         if float(R.mask[0]) != 0.0:
             return False
@@ -189,7 +192,10 @@ class MechanicalStepper:
         like = next(model.parameters())
         self.m = H.mass(like.new_zeros(1, 1))[0, 0, 0]
         R = model.R
-        if isinstance(R, PolynomialDissipation):
+        self._friction = R if isinstance(R, CoulombViscousDissipation) else None
+        if self._friction is not None:
+            self.r_coeffs = like.new_zeros(0)
+        elif isinstance(R, PolynomialDissipation):
             # r(p) = sum_k c_k p^(2k) on the momentum.
             self.r_coeffs = R.coefficients()[1] * R.mask[1]
         else:
@@ -284,21 +290,48 @@ class MechanicalStepper:
                 + 0.5 * dt * torch.where(tiny, torch.zeros_like(d0), curv)
             )
             ok = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+            eps = torch.finfo(qd.dtype).eps
             it = 0
+            base = slope - friction_slope(d0)
+            lo = torch.full_like(qn, -torch.inf)
+            hi = torch.full_like(qn, torch.inf)
+
+            def update(qn: Tensor, f: Tensor, slope: Tensor):
+                if self._friction is None:
+                    return qn - f / slope, slope
+                # A Coulomb law is steep near rest and flat beyond, so the
+                # slope is renewed every iteration (Newton, not a chord), and
+                # the residual, increasing in q' for a convex V, brackets the
+                # root: a Newton step that leaves the bracket is replaced by
+                # its midpoint, which stops Newton cycling across the step.
+                nonlocal lo, hi
+                hi = torch.where(f > 0, torch.minimum(hi, qn), hi)
+                lo = torch.where(f < 0, torch.maximum(lo, qn), lo)
+                cand = qn - f / slope
+                outside = (cand <= lo) | (cand >= hi)
+                bracketed = torch.isfinite(lo) & torch.isfinite(hi)
+                cand = torch.where(outside & bracketed, 0.5 * (lo + hi), cand)
+                return cand, base + friction_slope(cand - qd)
+
             while it < self.max_iter:
                 for _ in range(2):
                     f = residual(qn, qd, pd, Vd)
-                    qn = qn - f / slope
+                    qn, slope = update(qn, f, slope)
                 it += 2
                 f = residual(qn, qd, pd, Vd)
                 # f is the momentum equation's residual: scale it like a state.
                 pn = (2.0 * md / dt) * (qn - qd) - pd
                 size = 1.0 + torch.maximum(qn.abs(), pn.abs()).squeeze(-1)
                 ok = f.abs().squeeze(-1) <= self.tol * size
+                # A heavy mass (large 2m/dt) can leave f above that even when
+                # the correction f / slope is below the rounding of q': no
+                # iteration can improve such a root, so it counts as solved.
+                at_rounding = (f / slope).abs() <= 4.0 * eps * (1.0 + qn.abs())
+                ok = ok | at_rounding.squeeze(-1)
                 # A row gone non-finite cannot converge: stop iterating it.
                 if bool((ok | ~torch.isfinite(f.squeeze(-1))).all()):
                     break
-                qn = qn - f / slope
+                qn, slope = update(qn, f, slope)
         if torch.is_grad_enabled() and (x.requires_grad or self.params_need_grad):
             # Implicit function theorem: one differentiable Newton correction
             # at the solution carries d q'/d(theta, x) = -f_theta / f_q'.
@@ -317,6 +350,8 @@ class MechanicalStepper:
 
     def damping(self, p: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``r(p)`` and ``p r'(p)``, each shaped like ``p``."""
+        if self._friction is not None:
+            return self._friction.law(p, 1)
         c = self.r_coeffs
         p2 = p * p
         r = c[-1] * torch.ones_like(p)

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from . import _checkpoint
+from ._friction import build_friction
 from ._validation import check_choice, check_fit_settings, check_keywords
 from .data import Log
 from .errors import ConvergenceError, DataError, ModelFileError, NotSupportedError
@@ -65,7 +66,7 @@ __all__ = ["FitReport", "FitResult", "identify"]
 
 logger = logging.getLogger(__name__)
 
-ModelKind = Literal["mechanical", "linear"]
+ModelKind = Literal["mechanical", "linear", "friction"]
 
 
 @dataclass(frozen=True)
@@ -347,12 +348,14 @@ def identify(
         The log, a bundled dataset, or its name (``"silverbox"``). A
         dataset brings its own train/validation/test split; a plain log
         keeps its last ``val_fraction`` for validation.
-    model : {"mechanical", "linear"}, default "mechanical"
+    model : {"mechanical", "linear", "friction"}, default "mechanical"
         ``mechanical``: one degree of freedom, :math:`H = p^2/2m + V(q)` with
         ``V`` a quartic plus a tanh correction, a damping
         :math:`r(p) = c_0 + c_1 p^2` on ``p``, input on ``p``, measured output
         ``z = q``. ``linear``: quadratic ``H`` with two states per output,
-        ``J = S - S^T``, ``R = LL^T``.
+        ``J = S - S^T``, ``R = LL^T``. ``friction``: a mass with viscous and
+        smoothed Coulomb friction and a constant force (see
+        ``docs/friction.md``).
     substeps : int, default 3
         Discrete-gradient steps per sample.
     window : int, default 128
@@ -455,16 +458,15 @@ def identify(
         raise ValueError(
             "`resume=True` needs `checkpoint=`, the file of the fit to continue"
         )
-    if model not in ("mechanical", "linear"):
-        raise ValueError(f"`model` must be 'mechanical' or 'linear'; found {model!r}")
+    check_choice(model, "model", ("mechanical", "linear", "friction"))
     check_choice(input_hold, "input_hold", ("bandlimited", "linear", "cubic", "zoh"))
     check_fit_settings(data, n_past=n_past, window=window, val_fraction=val_fraction)
     train, val, tests, dataset = _split_log(data, val_fraction)
     if train.n_outputs < 1:
         raise DataError(f"{train.source}: the log has no output column to fit")
-    if model == "mechanical" and train.n_outputs != 1:
+    if model in ("mechanical", "friction") and train.n_outputs != 1:
         raise NotSupportedError(
-            f"model='mechanical' fits one measured position; the log has "
+            f"model={model!r} fits one measured position; the log has "
             f"{train.n_outputs} outputs. Use model='linear'."
         )
     need = n_past + window + 1
@@ -609,6 +611,8 @@ def _initial_model(
         torch.manual_seed(seed)
         if model == "mechanical":
             system, states = _build_mechanical(train.n_inputs, un, zn, mlp_hidden)
+        elif model == "friction":  # mass with viscous and Coulomb friction
+            system, states = build_friction(train.n_inputs, un, zn)
         else:
             system, states = _build_linear(train.n_inputs, train.n_outputs, un, zn)
         encoder = Encoder(n_past, train.n_inputs, train.n_outputs, system.n_states)

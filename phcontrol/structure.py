@@ -8,7 +8,8 @@ matrices and guarantees its structural property for any weights:
 * ``R`` is positive semidefinite, :math:`R = L L^\top` with ``L`` lower
   triangular, optionally restricted to the coordinates a mask names, or
   diagonal with entries that are even polynomials with non-negative
-  coefficients in their own coordinate (speed-dependent friction);
+  coefficients in their own coordinate (speed-dependent friction), or
+  diagonal with a viscous plus a smoothed Coulomb law (dry friction);
 * ``G`` is the input matrix, ``(batch, n_states, n_inputs)``.
 
 Constant matrices are returned expanded (no copy) to the batch size.
@@ -30,6 +31,7 @@ __all__ = [
     "CanonicalJ",
     "CholeskyDissipation",
     "PolynomialDissipation",
+    "CoulombViscousDissipation",
     "InputMatrix",
     "mlp",
 ]
@@ -343,6 +345,153 @@ class PolynomialDissipation(AbstractStructureMatrix):
         r = c[:, -1].expand_as(x)
         for k in range(self.degree - 1, -1, -1):
             r = r * s2 + c[:, k]
+        return self.mask.to(x.dtype) * r
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return R(x), shape (batch, n_states, n_states)."""
+        return torch.diag_embed(self.diagonal(x))
+
+
+def _tanh_ratio(s: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Return :math:`\tanh(s)/s` and :math:`\mathrm{sech}^2(s) - \tanh(s)/s`.
+
+    Both are even, finite at ``s = 0`` (1 and 0) and evaluated there by
+    their Taylor series, so neither divides a rounding error by a small
+    ``s``.
+    """
+    t = torch.tanh(s)
+    small = s.abs() < 1e-3
+    safe = torch.where(small, torch.ones_like(s), s)
+    s2 = s * s
+    ratio = torch.where(small, 1.0 - s2 / 3.0 + 2.0 * s2 * s2 / 15.0, t / safe)
+    slope = torch.where(
+        small, -2.0 * s2 / 3.0 + 8.0 * s2 * s2 / 15.0, 1.0 - t * t - ratio
+    )
+    return ratio, slope
+
+
+class CoulombViscousDissipation(AbstractStructureMatrix):
+    r"""Diagonal dissipation of viscous plus smoothed Coulomb friction.
+
+    .. math:: R(x) = \operatorname{diag}_i\bigl(m_i\, r_i(x_i)\bigr), \qquad
+       r_i(s) = c_i + F_i\, \frac{\tanh(s / w_i)}{s},
+
+    so the friction force on coordinate ``i`` is
+    :math:`r_i(s)\, s = c_i s + F_i \tanh(s / w_i)`: a viscous part and a
+    Coulomb part of size ``F_i`` smoothed over a width ``w_i``. Since
+    :math:`\tanh(s)/s > 0`, ``R`` is positive semidefinite for any weights,
+    and :math:`r_i(0) = c_i + F_i / w_i` is finite. ``c_i`` and ``F_i`` are
+    kept non-negative as ``softplus`` of free parameters; the widths are
+    fixed (a smaller width is closer to a true dry friction and stiffer to
+    integrate).
+
+    Parameters
+    ----------
+    n_states : int
+        Number of states.
+    mask : sequence of bool, optional
+        Which coordinates dissipate (default all).
+    viscous, coulomb : Tensor, shape (n_states,), optional
+        Initial ``c_i`` and ``F_i``; each must be positive (default 0.1 and
+        0.01).
+    width : float or Tensor of shape (n_states,), default 1e-2
+        Smoothing widths ``w_i``, positive, in the units of the coordinate.
+
+    Examples
+    --------
+    >>> import torch
+    >>> R = CoulombViscousDissipation(
+    ...     2, mask=[False, True], viscous=torch.tensor([1.0, 0.5]),
+    ...     coulomb=torch.tensor([1.0, 2.0]), width=0.01,
+    ... )
+    >>> p = torch.tensor([[0.0, 3.0], [0.0, -3.0]])
+    >>> force = R(p)[:, 1, 1] * p[:, 1]  # 0.5 p + 2 tanh(p / 0.01)
+    >>> force.detach().tolist()
+    [3.5, -3.5]
+    >>> R(torch.zeros(1, 2))[0, 1, 1].item()  # c + F / w
+    200.5
+    """
+
+    def __init__(
+        self,
+        n_states: int,
+        *,
+        mask: Sequence[bool] | Tensor | None = None,
+        viscous: Tensor | None = None,
+        coulomb: Tensor | None = None,
+        width: float | Tensor = 1e-2,
+    ) -> None:
+        super().__init__()
+        self.n_states = n_states
+        self.state_dependent = True
+        self.register_buffer("mask", _mask_vector(mask, n_states, "mask"))
+        w = torch.as_tensor(width, dtype=torch.get_default_dtype()).flatten()
+        if w.numel() == 1:
+            w = w.expand(n_states).clone()
+        if w.numel() != n_states or not bool((w > 0).all()):
+            raise ValueError(
+                f"`width` must be a positive number or {n_states} positive "
+                f"numbers; found {width!r}"
+            )
+        self.register_buffer("width", w)
+        raws = []
+        for name, value, default in (
+            ("viscous", viscous, 0.1),
+            ("coulomb", coulomb, 0.01),
+        ):
+            if value is None:
+                c = torch.full((n_states,), default)
+            else:
+                c = torch.as_tensor(value, dtype=torch.get_default_dtype()).clone()
+                if c.shape != (n_states,):
+                    raise ShapeError(
+                        f"`{name}` must have shape ({n_states},); found "
+                        f"{tuple(c.shape)}"
+                    )
+                if bool((c <= 0).any()):
+                    raise ValueError(
+                        f"every entry of `{name}` must be positive (it is stored "
+                        "through softplus); use a small value such as 1e-6 for "
+                        "a term that should start off"
+                    )
+            raws.append(c + torch.log(-torch.expm1(-c)))
+        self.viscous_raw = nn.Parameter(raws[0])
+        self.coulomb_raw = nn.Parameter(raws[1])
+
+    def coefficients(self) -> tuple[Tensor, Tensor]:
+        """Return the viscous ``c`` and Coulomb ``F`` levels, each (n_states,)."""
+        softplus = nn.functional.softplus
+        return softplus(self.viscous_raw), softplus(self.coulomb_raw)
+
+    def law(self, s: Tensor, index: int) -> tuple[Tensor, Tensor]:
+        r"""Return :math:`r_i(s)` and :math:`s\, r_i'(s)` for one coordinate.
+
+        Parameters
+        ----------
+        s : Tensor
+            Values of coordinate ``index``, any shape.
+        index : int
+            Which coordinate's law (the mask is applied).
+
+        Returns
+        -------
+        r, s_dr : Tensor
+            Shaped like ``s``. ``r + s_dr`` is the slope of the friction
+            force :math:`r(s) s` in ``s``.
+        """
+        c, F = self.coefficients()
+        scale = self.mask[index].to(s.dtype)
+        c, F = scale * c[index].to(s.dtype), scale * F[index].to(s.dtype)
+        w = self.width[index].to(s.dtype)
+        ratio, slope = _tanh_ratio(s / w)
+        return c + (F / w) * ratio, (F / w) * slope
+
+    def diagonal(self, x: Tensor) -> Tensor:
+        """Return the diagonal of ``R(x)``, shape (batch, n_states)."""
+        c, F = self.coefficients()
+        w = self.width.to(x.dtype)
+        ratio, _ = _tanh_ratio(x / w)
+        r = c.to(x.dtype) + (F.to(x.dtype) / w) * ratio
         return self.mask.to(x.dtype) * r
 
     def forward(self, x: Tensor) -> Tensor:
