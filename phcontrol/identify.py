@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _checkpoint
+from . import _checkpoint, _tanks
 from ._validation import check_choice, check_keywords
 from .data import Log
 from .errors import ConvergenceError, DataError, ModelFileError, NotSupportedError
@@ -65,7 +65,7 @@ __all__ = ["FitReport", "FitResult", "identify"]
 
 logger = logging.getLogger(__name__)
 
-ModelKind = Literal["mechanical", "linear"]
+ModelKind = Literal["mechanical", "linear", "tanks"]
 
 
 @dataclass(frozen=True)
@@ -427,8 +427,10 @@ def identify(
         raise ValueError(
             "`resume=True` needs `checkpoint=`, the file of the fit to continue"
         )
-    if model not in ("mechanical", "linear"):
-        raise ValueError(f"`model` must be 'mechanical' or 'linear'; found {model!r}")
+    if model not in ("mechanical", "linear", "tanks"):
+        raise ValueError(
+            f"`model` must be 'mechanical', 'linear' or 'tanks'; found {model!r}"
+        )
     check_choice(
         input_hold, "input_hold", ("bandlimited", "linear", "cubic", "zoh")
     )
@@ -574,6 +576,8 @@ def _initial_model(
     seed: int,
 ) -> IdentifiedModel:
     """Build the model in normalised units, warm-started by equation error."""
+    if model == "tanks":  # cascaded tanks: see phcontrol/_tanks.py
+        return _tanks.initial_model(train, n_past, substeps, input_hold, seed)
     u_mean, u_std = train.u.mean(0), train.u.std(0) + 1e-12
     z_mean, z_std = train.z.mean(0), train.z.std(0) + 1e-12
     un = (train.u - u_mean) / u_std
