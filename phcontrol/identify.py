@@ -323,12 +323,14 @@ def identify(
         The log, a bundled dataset, or its name (``"silverbox"``). A
         dataset brings its own train/validation/test split; a plain log
         keeps its last ``val_fraction`` for validation.
-    model : {"mechanical", "linear"}, default "mechanical"
+    model : {"mechanical", "linear", "tanks"}, default "mechanical"
         ``mechanical``: one degree of freedom, :math:`H = p^2/2m + V(q)` with
         ``V`` a quartic plus a tanh correction, a damping
         :math:`r(p) = c_0 + c_1 p^2` on ``p``, input on ``p``, measured output
         ``z = q``. ``linear``: quadratic ``H`` with two states per output,
-        ``J = S - S^T``, ``R = LL^T``.
+        ``J = S - S^T``, ``R = LL^T``. ``tanks``: two cascaded tanks with
+        overflow, a pump input and a saturating level reading (see the
+        cascaded-tanks page of the documentation).
     substeps : int, default 3
         Discrete-gradient steps per sample.
     window : int, default 128
@@ -965,6 +967,8 @@ def _parameters(fitted: IdentifiedModel) -> dict[str, Any]:
     }
     if isinstance(system.R, PolynomialDissipation):
         out["damping_coefficients"] = system.R.coefficients()[-1].tolist()
+    if isinstance(system.R, _tanks.TankDissipation):
+        out["tank_flows"] = system.R.coefficients()
     H = system.H
     if isinstance(H, MechanicalHamiltonian):
         out["mass"] = float(H.mass(torch.zeros(1, 1, dtype=torch.float64))[0, 0, 0])
