@@ -564,8 +564,9 @@ def build_tank_system(
     z_max : float
         Saturation of the reading, in the scaled units of ``z``.
     jitter : float, default 0.0
-        Relative spread of the initial flow and pump coefficients (each
-        multiplied by ``exp(jitter * N(0, 1))``), so that seeds start apart.
+        Relative spread of the initial outflow coefficients (one common
+        factor ``exp(jitter * N(0, 1))``) and of the pump gain (another), so
+        that seeds start apart.
     seed : int, default 0
         Seed of the jitter.
 
@@ -583,10 +584,12 @@ def build_tank_system(
     offset = float(z.min()) - 2.0 * gain
     h2 = np.clip((z[:, 0] - offset) / gain, 0.05, None)
     u_mean = float(u.mean())
-    spread = np.exp(jitter * np.random.default_rng(seed).standard_normal(3))
-    k1, k2 = 0.4 * spread[0], 0.4 * spread[1]
+    # One factor for both outflows keeps the estimated upper level, and so
+    # the overflow level placed above it, on the same scale for every seed.
+    spread = np.exp(jitter * np.random.default_rng(seed).standard_normal(2))
+    k1 = k2 = 0.4 * spread[0]
     # Steady state: pump inflow = k1 sqrt(h1) = k2 sqrt(h2).
-    g = spread[2] * k2 * float(np.sqrt(h2).mean()) / u_mean
+    g = spread[1] * k2 * float(np.sqrt(h2).mean()) / u_mean
     dh2 = savgol_filter(h2, 11, 2, deriv=1)
     inflow = np.clip(dh2 + k2 * np.sqrt(h2), 0.05, None)
     h1 = (inflow / k1) ** 2
