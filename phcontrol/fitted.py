@@ -5,8 +5,9 @@ r"""A fitted port-Hamiltonian model with its scaling, measurement map and encode
 * a :class:`~phcontrol.models.PortHamiltonian` in normalised units (inputs
   and outputs scaled to zero mean and unit variance, time measured in
   samples), passive by construction;
-* a measurement map ``z = x[:, :n_outputs]`` (for a mechanical model the
-  measured output is the position ``q``);
+* a measurement map: ``z = x[:, :n_outputs]`` by default (for a mechanical
+  model the measured output is the position ``q``), or an ``output_map``
+  module (the tank model's gain, offset and sensor saturation);
 * an :class:`Encoder` that estimates the state at a sample from the
   ``n_past`` samples of ``u`` and ``z`` before it.
 
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import _mechanical
+from . import _mechanical, _tanks
 from ._config import Configurable
 from .data import Log
 from .integrators import simulate
@@ -107,6 +108,9 @@ class IdentifiedModel(nn.Module, Configurable):
         Discrete-gradient steps per sample.
     input_hold : {"bandlimited", "linear", "cubic", "zoh"}, default "linear"
         How the input is held between samples (see :func:`identify`).
+    output_map : nn.Module, optional
+        Maps states (..., n_states) to normalised outputs (..., n_outputs);
+        default: the first ``n_outputs`` states.
 
     Examples
     --------
@@ -133,10 +137,12 @@ class IdentifiedModel(nn.Module, Configurable):
         z_std: Sequence[float],
         substeps: int = 3,
         input_hold: str = "linear",
+        output_map: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.system = system
         self.encoder = encoder
+        self.output_map = output_map
         self.dt = float(dt)
         self.substeps = int(substeps)
         self.input_hold = input_hold
@@ -150,6 +156,12 @@ class IdentifiedModel(nn.Module, Configurable):
             self.register_buffer(
                 name, torch.as_tensor(list(values), dtype=torch.float64)
             )
+
+    def measure(self, x: Tensor) -> Tensor:
+        """Map states (..., n_states) to normalised outputs (..., n_outputs)."""
+        if self.output_map is None:
+            return x[..., : self.n_outputs]
+        return self.output_map(x)
 
     @property
     def n_past(self) -> int:
@@ -196,7 +208,7 @@ class IdentifiedModel(nn.Module, Configurable):
         """
         hold = "substeps" if substep_inputs else self.input_hold
         xs, ok = _rollout_states(self.system, x0, u, self.substeps, hold, tol, max_iter)
-        return xs[..., : self.n_outputs], ok
+        return self.measure(xs), ok
 
     def _initial_state(
         self, u: np.ndarray, z: np.ndarray, n_init: int
@@ -257,8 +269,8 @@ class IdentifiedModel(nn.Module, Configurable):
         x0, seq = self._initial_state(u, z, n_init)
         with one_thread():
             _, _, xs, info = _stitch(self, x0, seq, chunks)
-        n_out, N = self.n_outputs, seq.shape[0]
-        zs = torch.cat([xs[:, :-1, :n_out].flatten(0, 1), xs[-1:, -1, :n_out]])[:N]
+        N = seq.shape[0]
+        zs = self.measure(torch.cat([xs[:, :-1].flatten(0, 1), xs[-1:, -1]])[:N])
         z_phys = zs * self.z_std + self.z_mean
         return z_phys.numpy(), info
 
@@ -376,6 +388,8 @@ def _rollout_states(
     general Gonzalez step.
     """
     u_sub = u if hold == "substeps" else _substep_inputs(u, substeps, hold)
+    if _tanks.supports(system):
+        return _tanks.rollout(system, x0, u_sub, substeps, tol, max_iter)
     if _mechanical.supports(system):
         stepper = _mechanical.MechanicalStepper(system, 1.0 / substeps, tol, max_iter)
         x, V = x0, None
@@ -486,6 +500,8 @@ def _audit(
     starts, u_chunks, _, _ = _stitch(model, x0, seq, chunks)
     system, S = model.system, model.substeps
     u_sub = u_chunks
+    if _tanks.supports(system):
+        return _tanks.audit(system, starts, u_sub, S)
     if _mechanical.supports(system):
         stepper = _mechanical.MechanicalStepper(system, 1.0 / S, 1e-12, 50)
         x = starts

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _checkpoint
+from . import _checkpoint, _tanks
 from ._friction import build_friction
 from ._validation import check_choice, check_fit_settings, check_keywords
 from .data import Log
@@ -66,7 +66,7 @@ __all__ = ["FitReport", "FitResult", "identify"]
 
 logger = logging.getLogger(__name__)
 
-ModelKind = Literal["mechanical", "linear", "friction"]
+ModelKind = Literal["mechanical", "linear", "friction", "tanks"]
 
 
 @dataclass(frozen=True)
@@ -348,14 +348,16 @@ def identify(
         The log, a bundled dataset, or its name (``"silverbox"``). A
         dataset brings its own train/validation/test split; a plain log
         keeps its last ``val_fraction`` for validation.
-    model : {"mechanical", "linear", "friction"}, default "mechanical"
+    model : {"mechanical", "linear", "friction", "tanks"}, default "mechanical"
         ``mechanical``: one degree of freedom, :math:`H = p^2/2m + V(q)` with
         ``V`` a quartic plus a tanh correction, a damping
         :math:`r(p) = c_0 + c_1 p^2` on ``p``, input on ``p``, measured output
         ``z = q``. ``linear``: quadratic ``H`` with two states per output,
         ``J = S - S^T``, ``R = LL^T``. ``friction``: a mass with viscous and
         smoothed Coulomb friction and a constant force (see
-        ``docs/friction.md``).
+        ``docs/friction.md``). ``tanks``: two cascaded tanks with
+        overflow, a pump input and a saturating level reading (see the
+        cascaded-tanks page of the documentation).
     substeps : int, default 3
         Discrete-gradient steps per sample.
     window : int, default 128
@@ -458,7 +460,7 @@ def identify(
         raise ValueError(
             "`resume=True` needs `checkpoint=`, the file of the fit to continue"
         )
-    check_choice(model, "model", ("mechanical", "linear", "friction"))
+    check_choice(model, "model", ("mechanical", "linear", "friction", "tanks"))
     check_choice(input_hold, "input_hold", ("bandlimited", "linear", "cubic", "zoh"))
     check_fit_settings(data, n_past=n_past, window=window, val_fraction=val_fraction)
     train, val, tests, dataset = _split_log(data, val_fraction)
@@ -603,6 +605,8 @@ def _initial_model(
     seed: int,
 ) -> IdentifiedModel:
     """Build the model in normalised units, warm-started by equation error."""
+    if model == "tanks":  # cascaded tanks: see phcontrol/_tanks.py
+        return _tanks.initial_model(train, n_past, substeps, input_hold, seed)
     u_mean, u_std = train.u.mean(0), train.u.std(0) + 1e-12
     z_mean, z_std = train.z.mean(0), train.z.std(0) + 1e-12
     un = (train.u - u_mean) / u_std
@@ -992,6 +996,8 @@ def _parameters(fitted: IdentifiedModel) -> dict[str, Any]:
     }
     if isinstance(system.R, PolynomialDissipation):
         out["damping_coefficients"] = system.R.coefficients()[-1].tolist()
+    if isinstance(system.R, _tanks.TankDissipation):
+        out["tank_flows"] = system.R.coefficients()
     H = system.H
     if isinstance(H, MechanicalHamiltonian):
         out["mass"] = float(H.mass(torch.zeros(1, 1, dtype=torch.float64))[0, 0, 0])
