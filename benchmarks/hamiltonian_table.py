@@ -411,7 +411,7 @@ def replace_section(doc: str, body: str) -> str:
 
 
 def measure(
-    seeds: int,
+    seeds: range | int,
     sizes: Sizes,
     systems: tuple[str, ...] = SYSTEMS,
     log: Callable[[str], object] = print,
@@ -425,7 +425,7 @@ def measure(
     results: dict[str, dict[str, list[list[float]]]] = {
         system: {m: [] for m in MODELS} for system in systems
     }
-    for seed in range(seeds):
+    for seed in range(seeds) if isinstance(seeds, int) else seeds:
         for system in systems:
             task = make_task(system, seed, sizes)
             for model, row in run_system(task, seed, sizes).items():
@@ -456,8 +456,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="default 3 (1 quick)")
     parser.add_argument("--doc", default=None, help="markdown file to update; - none")
     parser.add_argument("--json", default=None, help="also save raw results here")
+    parser.add_argument("--first-seed", type=int, default=0, help="default 0")
     parser.add_argument(
-        "--render", default=None, help="write the table from a --json file, no fits"
+        "--render",
+        nargs="+",
+        default=None,
+        help="write the table from --json files (their seeds pooled), no fits",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -469,8 +473,15 @@ def main(argv: list[str] | None = None) -> None:
     if doc is None:
         doc = "-" if args.quick else "docs/benchmarks.md"
     if args.render is not None:
-        saved = json.loads(Path(args.render).read_text())
-        body = render(saved["results"], saved["command"], saved["wall_s"])
+        saved = [json.loads(Path(p).read_text()) for p in args.render]
+        pooled = saved[0]["results"]
+        for extra in saved[1:]:
+            for system, rows in extra["results"].items():
+                for model, runs in rows.items():
+                    pooled[system][model] += runs
+        commands = "`, `".join(s["command"].strip() for s in saved)
+        wall = max(s["wall_s"] for s in saved)
+        body = render(pooled, commands, wall)
     else:
         command = "python -m benchmarks.hamiltonian_table " + " ".join(
             sys.argv[1:] if argv is None else argv
@@ -483,9 +494,10 @@ def main(argv: list[str] | None = None) -> None:
                 record = {"command": command, "wall_s": wall, "results": results}
                 Path(args.json).write_text(json.dumps(record, indent=1))
 
+        first = args.first_seed
         results = measure(
-            seeds, sizes, log=lambda s: print(s, file=sys.stderr, flush=True),
-            save=save,
+            range(first, first + seeds), sizes,
+            log=lambda s: print(s, file=sys.stderr, flush=True), save=save,
         )  # fmt: skip
         body = render(results, command, time.perf_counter() - start)
     print(body)
