@@ -458,6 +458,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", default=None, help="also save raw results here")
     parser.add_argument("--first-seed", type=int, default=0, help="default 0")
     parser.add_argument(
+        "--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS), help="all"
+    )
+    parser.add_argument(
         "--render",
         nargs="+",
         default=None,
@@ -496,7 +499,7 @@ def main(argv: list[str] | None = None) -> None:
 
         first = args.first_seed
         results = measure(
-            range(first, first + seeds), sizes,
+            range(first, first + seeds), sizes, tuple(args.systems),
             log=lambda s: print(s, file=sys.stderr, flush=True), save=save,
         )  # fmt: skip
         body = render(results, command, time.perf_counter() - start)
