@@ -46,6 +46,10 @@ true energy.
 Run ``python -m benchmarks.hamiltonian_table [--seeds N] [--quick]``; it
 prints the table and writes it as the section "### HNN table" of
 ``docs/benchmarks.md`` (``--doc PATH`` to change, ``--doc -`` to skip).
+``--json PATH`` saves the raw results after every system; seeds can run in
+separate processes (``--first-seed K --seeds 1``, ``--systems ...``) and
+``--render A.json B.json`` pools their seeds into the table without
+fitting anything.
 """
 
 from __future__ import annotations
