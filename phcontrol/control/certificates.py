@@ -325,8 +325,9 @@ def _lmi_check(
         lam_P = float(np.linalg.eigvalsh(Pc).min())
         size = max(float(np.linalg.norm(Ac, 2)), 1e-300) * float(np.linalg.norm(Pc, 2))
         where = "" if S is None else " in the energy coordinates z = Hess^(1/2) x"
-        # "stored": a certificate file's P, re-checked on its own.
-        clean = status in ("optimal", "stored")
+        # "stored": a certificate file's P, re-checked on its own;
+        # "synthesis": the P of a gain synthesis whose solve was optimal.
+        clean = status in ("optimal", "stored", "synthesis")
         if lam_P > 0 and lam_M < -LMI_RTOL * size and clean:
             return Check(
                 "lyapunov_lmi",

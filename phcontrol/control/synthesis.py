@@ -312,6 +312,15 @@ class DampingSynthesis:
         Alternations of the ``K``- and ``P``-steps.
     verified : bool
         Both re-checks hold.
+
+    Examples
+    --------
+    >>> import phcontrol as phc
+    >>> from phcontrol.control import synthesize_damping_gain
+    >>> plant = phc.plants.mass_spring_damper(damping=0.0).double()
+    >>> out = synthesize_damping_gain(plant, decay_rate=0.25)
+    >>> out.gain.shape, out.storage.shape, out.verified
+    ((1, 1), (2, 2), True)
     """
 
     gain: np.ndarray
