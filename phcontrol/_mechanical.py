@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .greybox import MomentumDamping
 from .hamiltonians import MechanicalHamiltonian, MLPPotential, PolynomialPotential
 from .models import PortHamiltonian
 from .structure import (
@@ -50,16 +51,17 @@ def supports(model: PortHamiltonian) -> bool:
     R, G = model.R, model.G
     if R is not None:
         constant = isinstance(R, CholeskyDissipation) and not R.state_dependent
-        if not (constant or isinstance(R, PolynomialDissipation)):
+        if not (constant or isinstance(R, (PolynomialDissipation, MomentumDamping))):
             return False
         if float(R.mask[0]) != 0.0:
             return False
-    if G is not None:
-        if not isinstance(G, InputMatrix) or G.state_dependent:
-            return False
-        if bool((G.mask[0] != 0).any()):
-            return False
-    return True
+    return G is None or _input_on_momentum(G)
+
+
+def _input_on_momentum(G: object) -> bool:
+    if not isinstance(G, InputMatrix) or G.state_dependent:
+        return False
+    return not bool((G.mask[0] != 0).any())
 
 
 def _potential_functions(H: MechanicalHamiltonian):
@@ -189,7 +191,10 @@ class MechanicalStepper:
         like = next(model.parameters())
         self.m = H.mass(like.new_zeros(1, 1))[0, 0, 0]
         R = model.R
-        if isinstance(R, PolynomialDissipation):
+        self.r_fn = R.rate if isinstance(R, MomentumDamping) else None
+        if isinstance(R, MomentumDamping):
+            self.r_coeffs = like.new_zeros(1)
+        elif isinstance(R, PolynomialDissipation):
             # r(p) = sum_k c_k p^(2k) on the momentum.
             self.r_coeffs = R.coefficients()[1] * R.mask[1]
         else:
@@ -291,9 +296,13 @@ class MechanicalStepper:
                     qn = qn - f / slope
                 it += 2
                 f = residual(qn, qd, pd, Vd)
-                # f is the momentum equation's residual: scale it like a state.
+                # f is the momentum equation's residual: scale it like a
+                # state, or like its largest term, (2m/dt) q', whose rounding
+                # bounds how small f can get when time is in seconds.
                 pn = (2.0 * md / dt) * (qn - qd) - pd
-                size = 1.0 + torch.maximum(qn.abs(), pn.abs()).squeeze(-1)
+                size = 1.0 + torch.maximum(
+                    torch.maximum(qn.abs(), pn.abs()), (2.0 * md / dt) * qn.abs()
+                ).squeeze(-1)
                 ok = f.abs().squeeze(-1) <= self.tol * size
                 # A row gone non-finite cannot converge: stop iterating it.
                 if bool((ok | ~torch.isfinite(f.squeeze(-1))).all()):
@@ -317,6 +326,11 @@ class MechanicalStepper:
 
     def damping(self, p: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``r(p)`` and ``p r'(p)``, each shaped like ``p``."""
+        if self.r_fn is not None:
+            with torch.enable_grad():
+                pg = p.detach().requires_grad_(True)
+                (slope,) = torch.autograd.grad(self.r_fn(pg).sum(), pg)
+            return self.r_fn(p), p * slope
         c = self.r_coeffs
         p2 = p * p
         r = c[-1] * torch.ones_like(p)
