@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .greybox import MomentumDamping
 from .hamiltonians import MechanicalHamiltonian, MLPPotential, PolynomialPotential
 from .models import PortHamiltonian
 from .structure import (
@@ -52,17 +53,18 @@ def supports(model: PortHamiltonian) -> bool:
     R, G = model.R, model.G
     if R is not None:
         constant = isinstance(R, CholeskyDissipation) and not R.state_dependent
-        laws = (PolynomialDissipation, CoulombViscousDissipation)
+        laws = (PolynomialDissipation, CoulombViscousDissipation, MomentumDamping)
         if not (constant or isinstance(R, laws)):
             return False
         if float(R.mask[0]) != 0.0:
             return False
-    if G is not None:
-        if not isinstance(G, InputMatrix) or G.state_dependent:
-            return False
-        if bool((G.mask[0] != 0).any()):
-            return False
-    return True
+    return G is None or _input_on_momentum(G)
+
+
+def _input_on_momentum(G: object) -> bool:
+    if not isinstance(G, InputMatrix) or G.state_dependent:
+        return False
+    return not bool((G.mask[0] != 0).any())
 
 
 def _potential_functions(H: MechanicalHamiltonian):
@@ -193,8 +195,11 @@ class MechanicalStepper:
         self.m = H.mass(like.new_zeros(1, 1))[0, 0, 0]
         R = model.R
         self._friction = R if isinstance(R, CoulombViscousDissipation) else None
+        self.r_fn = R.rate if isinstance(R, MomentumDamping) else None
         if self._friction is not None:
             self.r_coeffs = like.new_zeros(0)
+        elif self.r_fn is not None:
+            self.r_coeffs = like.new_zeros(1)
         elif isinstance(R, PolynomialDissipation):
             # r(p) = sum_k c_k p^(2k) on the momentum.
             self.r_coeffs = R.coefficients()[1] * R.mask[1]
@@ -319,9 +324,13 @@ class MechanicalStepper:
                     qn, slope = update(qn, f, slope)
                 it += 2
                 f = residual(qn, qd, pd, Vd)
-                # f is the momentum equation's residual: scale it like a state.
+                # f is the momentum equation's residual: scale it like a
+                # state, or like its largest term, (2m/dt) q', whose rounding
+                # bounds how small f can get when time is in seconds.
                 pn = (2.0 * md / dt) * (qn - qd) - pd
-                size = 1.0 + torch.maximum(qn.abs(), pn.abs()).squeeze(-1)
+                size = 1.0 + torch.maximum(
+                    torch.maximum(qn.abs(), pn.abs()), (2.0 * md / dt) * qn.abs()
+                ).squeeze(-1)
                 ok = f.abs().squeeze(-1) <= self.tol * size
                 # A heavy mass (large 2m/dt) can leave f above that even when
                 # the correction f / slope is below the rounding of q': no
@@ -352,6 +361,11 @@ class MechanicalStepper:
         """Return ``r(p)`` and ``p r'(p)``, each shaped like ``p``."""
         if self._friction is not None:
             return self._friction.law(p, 1)
+        if self.r_fn is not None:
+            with torch.enable_grad():
+                pg = p.detach().requires_grad_(True)
+                (slope,) = torch.autograd.grad(self.r_fn(pg).sum(), pg)
+            return self.r_fn(p), p * slope
         c = self.r_coeffs
         p2 = p * p
         r = c[-1] * torch.ones_like(p)

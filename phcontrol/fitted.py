@@ -111,6 +111,10 @@ class IdentifiedModel(nn.Module, Configurable):
     output_map : nn.Module, optional
         Maps states (..., n_states) to normalised outputs (..., n_outputs);
         default: the first ``n_outputs`` states.
+    time_step : float, default 1.0
+        Model time per sample: 1 when the system's time is counted in
+        samples (the built-in models), ``dt`` when it is in seconds (a
+        grey-box model in physical units).
 
     Examples
     --------
@@ -138,8 +142,10 @@ class IdentifiedModel(nn.Module, Configurable):
         substeps: int = 3,
         input_hold: str = "linear",
         output_map: nn.Module | None = None,
+        time_step: float = 1.0,
     ) -> None:
         super().__init__()
+        self.time_step = float(time_step)
         self.system = system
         self.encoder = encoder
         self.output_map = output_map
@@ -207,7 +213,9 @@ class IdentifiedModel(nn.Module, Configurable):
         converged : Tensor, shape (batch,), bool
         """
         hold = "substeps" if substep_inputs else self.input_hold
-        xs, ok = _rollout_states(self.system, x0, u, self.substeps, hold, tol, max_iter)
+        xs, ok = _rollout_states(
+            self.system, x0, u, self.substeps, hold, tol, max_iter, self.time_step
+        )
         return self.measure(xs), ok
 
     def _initial_state(
@@ -378,8 +386,10 @@ def _rollout_states(
     hold: str,
     tol: float = 1e-12,
     max_iter: int = 50,
+    time_step: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
-    """Simulate from ``x0`` (batch, n) under ``u`` (batch, T + 1, m).
+    """Simulate from ``x0`` (batch, n) under ``u`` (batch, T + 1, m), with
+    ``substeps`` steps of ``time_step / substeps`` per sample.
 
     Returns the states at the samples, (batch, T + 1, n), and the per-row
     convergence flags. ``hold="substeps"`` means ``u`` already holds the
@@ -391,7 +401,8 @@ def _rollout_states(
     if _tanks.supports(system):
         return _tanks.rollout(system, x0, u_sub, substeps, tol, max_iter)
     if _mechanical.supports(system):
-        stepper = _mechanical.MechanicalStepper(system, 1.0 / substeps, tol, max_iter)
+        h = time_step / substeps
+        stepper = _mechanical.MechanicalStepper(system, h, tol, max_iter)
         x, V = x0, None
         xs = [x]
         ok = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
@@ -401,7 +412,8 @@ def _rollout_states(
             if (i + 1) % substeps == 0:
                 xs.append(x)
         return torch.stack(xs, dim=1), ok
-    traj = simulate(system, x0, u_sub, dt=1.0 / substeps, tol=tol, max_iter=max_iter)
+    h = time_step / substeps
+    traj = simulate(system, x0, u_sub, dt=h, tol=tol, max_iter=max_iter)
     return traj.x[:, ::substeps], traj.converged
 
 
@@ -433,7 +445,9 @@ def _stitch(
     sweeps = 0
     while True:
         sweeps += 1
-        xs, ok = _rollout_states(model.system, starts, u_chunks, S, "substeps")
+        xs, ok = _rollout_states(
+            model.system, starts, u_chunks, S, "substeps", time_step=model.time_step
+        )
         new_starts = torch.cat([x0, xs[:-1, -1]], dim=0)
         seam = float(((new_starts - starts).abs() / (1.0 + new_starts.abs())).max())
         starts = new_starts
@@ -503,7 +517,7 @@ def _audit(
     if _tanks.supports(system):
         return _tanks.audit(system, starts, u_sub, S)
     if _mechanical.supports(system):
-        stepper = _mechanical.MechanicalStepper(system, 1.0 / S, 1e-12, 50)
+        stepper = _mechanical.MechanicalStepper(system, model.time_step / S, 1e-12, 50)
         x = starts
         worst = worst_rel = x.new_zeros(())
         supplied = dissipated = x.new_zeros(())
@@ -526,7 +540,7 @@ def _audit(
             "supplied": float(supplied),
             "dissipated": float(dissipated),
         }
-    traj = simulate(system, starts, u_sub, dt=1.0 / S)
+    traj = simulate(system, starts, u_sub, dt=model.time_step / S)
     assert traj.residual is not None and traj.energy is not None
     res = traj.residual.abs()
     rel = res / (1.0 + traj.energy[:, 1:].abs())

@@ -22,11 +22,12 @@ zero-order-hold converter).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,11 +36,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _checkpoint, _tanks
+from . import _checkpoint, _mechanical, _tanks, greybox
 from ._friction import build_friction
+from ._lm import LevenbergMarquardt
 from ._validation import check_choice, check_fit_settings, check_keywords
 from .data import Log
-from .errors import ConvergenceError, DataError, ModelFileError, NotSupportedError
+from .errors import (
+    ConvergenceError,
+    DataError,
+    ModelFileError,
+    NotSupportedError,
+    ShapeError,
+)
 from .fitted import (
     Encoder,
     IdentifiedModel,
@@ -309,11 +317,15 @@ def _split_log(data: Any, val_fraction: float) -> tuple[Log, Log, dict[str, Log]
 def identify(
     data: Log | Any,
     *,
-    model: ModelKind = "mechanical",
+    model: ModelKind | PortHamiltonian = "mechanical",
     substeps: int = 3,
     input_hold: Literal["bandlimited", "linear", "cubic", "zoh"] = "bandlimited",
     window: int = 128,
     batch_size: int = 128,
+    first_stage: Literal["lm", "lbfgs"] | None = None,
+    lm_windows: int = 128,
+    lm_lengths: Sequence[int] = (25, 50, 100, 200),
+    lm_iterations: int = 15,
     lbfgs_steps: int = 10,
     iterations: int = 120,
     lr: float = 2e-3,
@@ -335,9 +347,13 @@ def identify(
     best model is kept:
 
     1. *physical parameters* (mass, potential polynomial, damping law,
-       input gain and the encoder's linear part) by L-BFGS on the
-       simulation error of ``2 * batch_size`` evenly spaced windows, from an
-       equation-error warm start;
+       input gain), from an equation-error warm start, by
+       Levenberg–Marquardt on the simulation error of ``lm_windows`` evenly
+       spaced windows, each with an initial state of its own that is fitted
+       too; the windows grow through ``lm_lengths`` (see Notes); then the
+       encoder's linear part is fitted to the simulated states. With
+       ``first_stage="lbfgs"``: L-BFGS on the physical parameters and the
+       encoder's linear part over ``2 * batch_size`` windows instead;
     2. *every parameter*, the neural corrections included, by Adam on random
        mini-batches of windows with a cosine learning-rate schedule and
        early stopping.
@@ -348,7 +364,9 @@ def identify(
         The log, a bundled dataset, or its name (``"silverbox"``). A
         dataset brings its own train/validation/test split; a plain log
         keeps its last ``val_fraction`` for validation.
-    model : {"mechanical", "linear", "friction", "tanks"}, default "mechanical"
+    model : str or PortHamiltonian, default "mechanical"
+        One of ``"mechanical"``, ``"linear"``, ``"friction"``, ``"tanks"``,
+        or a model of your own.
         ``mechanical``: one degree of freedom, :math:`H = p^2/2m + V(q)` with
         ``V`` a quartic plus a tanh correction, a damping
         :math:`r(p) = c_0 + c_1 p^2` on ``p``, input on ``p``, measured output
@@ -357,16 +375,36 @@ def identify(
         smoothed Coulomb friction and a constant force (see
         ``docs/friction.md``). ``tanks``: two cascaded tanks with
         overflow, a pump input and a saturating level reading (see the
-        cascaded-tanks page of the documentation).
+        cascaded-tanks page of the documentation). A :class:`PortHamiltonian`
+        (for example a grey-box model of :mod:`phcontrol.greybox`) is fitted
+        as it is, in physical units with time in seconds; its first
+        ``n_outputs`` states are the measured outputs. It is copied, not
+        changed.
     substeps : int, default 3
         Discrete-gradient steps per sample.
     window : int, default 128
         Samples per training window.
     batch_size : int, default 128
         Windows per Adam iteration.
+    first_stage : {"lm", "lbfgs"}, optional
+        Optimiser of the first stage: Levenberg–Marquardt with free
+        initial states, or L-BFGS through the encoder. Default: ``"lm"``
+        for ``"mechanical"`` and for given models with the fast scalar step
+        (one degree of freedom), ``"lbfgs"`` otherwise: for the other
+        built-in models each of the many simulations that the Jacobian takes
+        costs a general implicit solve, and ``"friction"`` was tuned with
+        L-BFGS.
+    lm_windows : int, default 128
+        Windows of the Levenberg–Marquardt stage.
+    lm_lengths : sequence of int, default (25, 50, 100, 200)
+        Window lengths, in samples, of its successive rounds; lengths the
+        training part cannot hold are dropped.
+    lm_iterations : int, default 15
+        Most Levenberg–Marquardt steps per length (each one simulation per
+        parameter and per state coordinate); 0 skips the stage.
     lbfgs_steps : int, default 10
-        L-BFGS steps of the first stage (each up to 10 simulations of the
-        windows); 0 skips the stage.
+        L-BFGS steps of the first stage with ``first_stage="lbfgs"`` (each up
+        to 10 simulations of the windows); 0 skips the stage.
     iterations : int, default 120
         Adam iterations of the second stage; 0 skips it.
     lr : float, default 2e-3
@@ -460,12 +498,23 @@ def identify(
         raise ValueError(
             "`resume=True` needs `checkpoint=`, the file of the fit to continue"
         )
-    check_choice(model, "model", ("mechanical", "linear", "friction", "tanks"))
+    custom = isinstance(model, PortHamiltonian)
+    if not custom:
+        check_choice(model, "model", ("mechanical", "linear", "friction", "tanks"))
     check_choice(input_hold, "input_hold", ("bandlimited", "linear", "cubic", "zoh"))
     check_fit_settings(data, n_past=n_past, window=window, val_fraction=val_fraction)
+    if first_stage is not None:
+        check_choice(first_stage, "first_stage", ("lm", "lbfgs"))
+    if lm_windows < 1 or any(int(k) < 1 for k in lm_lengths) or not lm_lengths:
+        raise ValueError(
+            "`lm_windows` and every entry of `lm_lengths` must be positive "
+            f"integers; found lm_windows={lm_windows}, lm_lengths={lm_lengths}"
+        )
     train, val, tests, dataset = _split_log(data, val_fraction)
     if train.n_outputs < 1:
         raise DataError(f"{train.source}: the log has no output column to fit")
+    if custom:
+        _check_custom(model, train)
     if model in ("mechanical", "friction") and train.n_outputs != 1:
         raise NotSupportedError(
             f"model={model!r} fits one measured position; the log has "
@@ -483,6 +532,9 @@ def identify(
     fitted = _initial_model(
         train, model, n_past, mlp_hidden, substeps, input_hold, seed
     )
+    if first_stage is None:
+        fast = _mechanical.supports(fitted.system) and model != "friction"
+        first_stage = "lm" if fast else "lbfgs"
     train_rec, val_rec = _record(fitted, train), _record(fitted, val)
     val_len = min(len(val) - n_past - 1, 400)
     val_starts = torch.arange(n_past, len(val) - val_len, val_len)
@@ -491,6 +543,10 @@ def identify(
     tracker = _Tracker(fitted, _window_loss(fitted, *val_win), t_start, callback)
     if checkpoint is not None:
         options = {k: v for k, v in call.items() if k not in _FREE_ON_RESUME}
+        if custom:
+            options["model"] = _checkpoint.fingerprint(
+                [p.detach().numpy() for p in model.parameters()], {}
+            )
         key = _checkpoint.fingerprint([train.u, train.z, val.u, val.z], options)
         tracker.checkpoint = (os.fspath(checkpoint), key)
     saved = tracker.restore() if resume else None
@@ -499,7 +555,20 @@ def identify(
     with _checkpoint.StopRequest() as stop:
         tracker.stop = stop
         try:
-            if lbfgs_steps and stage == "lbfgs":
+            if first_stage == "lm" and lm_iterations and stage == "lbfgs":
+                _fit_lm(
+                    fitted,
+                    train_rec,
+                    val_win,
+                    tracker,
+                    deadline,
+                    n_past=n_past,
+                    windows=lm_windows,
+                    lengths=lm_lengths,
+                    iterations=lm_iterations,
+                    start=saved.stage_step if saved is not None else 0,
+                )
+            elif first_stage == "lbfgs" and lbfgs_steps and stage == "lbfgs":
                 starts = torch.linspace(
                     n_past, len(train) - window - 1, min(2 * batch_size, len(train))
                 ).long()
@@ -568,7 +637,11 @@ def identify(
         parameters=_parameters(fitted),
         settings=_settings(
             dataset.name if dataset is not None else train.source,
-            model=model,
+            model=type(model).__name__ if custom else model,
+            first_stage=first_stage,
+            lm_windows=lm_windows,
+            lm_lengths=list(lm_lengths),
+            lm_iterations=lm_iterations,
             substeps=substeps,
             input_hold=input_hold,
             window=window,
@@ -597,23 +670,36 @@ def identify(
 
 def _initial_model(
     train: Log,
-    model: str,
+    model: str | PortHamiltonian,
     n_past: int,
     mlp_hidden: int,
     substeps: int,
     input_hold: str,
     seed: int,
 ) -> IdentifiedModel:
-    """Build the model in normalised units, warm-started by equation error."""
-    if model == "tanks":  # cascaded tanks: see phcontrol/_tanks.py
+    """Build the model in normalised units, warm-started by equation error;
+    a given PortHamiltonian is copied and kept in physical units."""
+    if isinstance(model, str) and model == "tanks":  # see phcontrol/_tanks.py
         return _tanks.initial_model(train, n_past, substeps, input_hold, seed)
     u_mean, u_std = train.u.mean(0), train.u.std(0) + 1e-12
     z_mean, z_std = train.z.mean(0), train.z.std(0) + 1e-12
+    time_step = 1.0
+    if isinstance(model, PortHamiltonian):
+        u_mean, u_std = np.zeros_like(u_mean), np.ones_like(u_std)
+        z_mean, z_std = np.zeros_like(z_mean), np.ones_like(z_std)
+        time_step = train.dt
     un = (train.u - u_mean) / u_std
     zn = (train.z - z_mean) / z_std
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        if model == "mechanical":
+        if isinstance(model, PortHamiltonian):
+            system = copy.deepcopy(model).to(torch.float64)
+            z_rate = _savgol(zn, 1) / time_step
+            states = np.concatenate([zn, z_rate], axis=1)[:, : system.n_states]
+            if states.shape[1] < system.n_states:
+                pad = np.zeros((len(zn), system.n_states - states.shape[1]))
+                states = np.concatenate([states, pad], axis=1)
+        elif model == "mechanical":
             system, states = _build_mechanical(train.n_inputs, un, zn, mlp_hidden)
         elif model == "friction":  # mass with viscous and Coulomb friction
             system, states = build_friction(train.n_inputs, un, zn)
@@ -631,7 +717,23 @@ def _initial_model(
         z_std=z_std.tolist(),
         substeps=substeps,
         input_hold=input_hold,
+        time_step=time_step,
     )
+
+
+def _check_custom(model: PortHamiltonian, train: Log) -> None:
+    """Refuse a given model whose ports do not match the log."""
+    if model.n_inputs != train.n_inputs:
+        raise ShapeError(
+            f"`model` has {model.n_inputs} inputs but {train.source} has "
+            f"{train.n_inputs} input columns; build the model's G with "
+            f"{train.n_inputs} columns"
+        )
+    if model.n_states < train.n_outputs:
+        raise ShapeError(
+            f"`model` has {model.n_states} states but {train.source} has "
+            f"{train.n_outputs} outputs, which are its first states; add states"
+        )
 
 
 _FREE_ON_RESUME = ("data", "max_time", "callback", "checkpoint", "resume", "n_init")
@@ -860,6 +962,69 @@ def _fit_lbfgs(
     tracker.save("adam", 0)
 
 
+def _fit_lm(
+    fitted: IdentifiedModel,
+    record: tuple[Tensor, Tensor, Tensor],
+    val_win: tuple[Tensor, Tensor, Tensor, Tensor],
+    tracker: _Tracker,
+    deadline: float,
+    *,
+    n_past: int,
+    windows: int,
+    lengths: Sequence[int],
+    iterations: int,
+    start: int = 0,
+) -> None:
+    """Stage 1: Levenberg–Marquardt on the physical parameters of the
+    system, with a free initial state per window (see :mod:`._lm`)."""
+    n = record[0].shape[0]
+    lengths = [int(k) for k in lengths if n_past + int(k) + 2 <= n]
+    if not lengths:
+        tracker.save("adam", 0)
+        return
+    starts = torch.linspace(n_past, n - max(lengths) - 2, windows).long().unique()
+    params = [(k, p) for k, p in fitted.system.named_parameters() if _is_physical(k)]
+    lm = LevenbergMarquardt(fitted, params, record, starts)
+    for k, length in enumerate(lengths):
+        if k < start:
+            continue
+        cost = lm.fit(length, iterations, stop=tracker.stopping)
+        if not math.isfinite(cost):
+            fitted.load_state_dict(tracker.best_state)
+            tracker.fault(
+                "lm",
+                f"the simulation of {length}-sample windows diverged",
+                "rolled back to the best model and ended the first stage",
+            )
+            break
+        misfit = lm.refit_encoder(length)
+        val_loss = _window_loss(fitted, *val_win)
+        logger.info(
+            "LM, %d-sample windows: train %.4g, val %.4g, encoder misfit %.3g",
+            length,
+            cost,
+            val_loss,
+            misfit,
+        )
+        tracker.record("lm", cost, val_loss)
+        if _exploding(val_loss, tracker.best_val):
+            fitted.load_state_dict(tracker.best_state)
+            tracker.fault(
+                "lm",
+                f"the validation loss diverged ({val_loss:.3g})",
+                "rolled back to the best model and ended the first stage",
+            )
+            break
+        if tracker.stopping():
+            tracker.save("lbfgs", k + 1)
+            tracker.interrupt(str(tracker.stop_reason))
+            return
+        if time.perf_counter() > deadline:
+            break
+        tracker.save("lbfgs", k + 1)
+    tracker.save("adam", 0)
+
+
 def _fit_adam(
     fitted: IdentifiedModel,
     train: tuple[Tensor, Tensor, Tensor],
@@ -986,14 +1151,20 @@ def _window_loss(
 
 @torch.no_grad()
 def _parameters(fitted: IdentifiedModel) -> dict[str, Any]:
-    """Named values of the fitted model, in normalised units."""
+    """Named values of the fitted model, in its units."""
     system = fitted.system
     x = torch.zeros(1, system.n_states, dtype=torch.float64)
+    physical = fitted.time_step != 1.0
     out: dict[str, Any] = {
         "R": system.R_matrix(x)[0].tolist(),
         "G": system.G_matrix(x)[0].tolist(),
-        "units": "normalised: u and z scaled to unit variance, time in samples",
+        "units": "physical, time in seconds"
+        if physical
+        else "normalised: u and z scaled to unit variance, time in samples",
     }
+    named = greybox.parameter_values(system)
+    if any(isinstance(m, greybox.NamedParameters) for m in system.modules()):
+        out["named"] = named
     if isinstance(system.R, PolynomialDissipation):
         out["damping_coefficients"] = system.R.coefficients()[-1].tolist()
     if isinstance(system.R, _tanks.TankDissipation):
