@@ -8,6 +8,7 @@ import logging
 
 from . import control as control
 from . import datasets as datasets
+from . import greybox as greybox
 from . import plants as plants
 from .data import load_log as load_log
 from .errors import (

@@ -74,6 +74,12 @@ def to_spec(obj: Any, tensors: dict[str, Tensor], prefix: str = "init") -> Any:
         }
     if obj is None or isinstance(obj, bool | int | float | str):
         return obj
+    if callable(obj):
+        raise TypeError(
+            f"cannot store the Python function at {prefix} in a model file, "
+            "since model files hold no code; keep the function in your script "
+            "and save phcontrol.greybox.parameter_values(model) to rebuild it"
+        )
     raise TypeError(
         f"cannot store an argument of type {type(obj).__name__} in a model file "
         f"(at {prefix}); build the model from phcontrol modules and plain values"

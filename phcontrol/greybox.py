@@ -150,8 +150,8 @@ class FunctionPotential(AbstractPotential):
     --------
     >>> import torch
     >>> V = FunctionPotential(lambda q, p: 0.5 * p.k * q[:, 0] ** 2, {"k": 4.0})
-    >>> V.grad(torch.tensor([[0.5]], dtype=torch.float64))
-    tensor([[2.]], dtype=torch.float64)
+    >>> V.grad(torch.tensor([[0.5]], dtype=torch.float64)).tolist()
+    [[2.0]]
     """
 
     def __init__(
