@@ -780,8 +780,19 @@ class _Tracker:
     def _snapshot(self) -> dict[str, Tensor]:
         return {k: v.detach().clone() for k, v in self.fitted.state_dict().items()}
 
-    def record(self, stage: str, train_loss: float, val_loss: float | None) -> bool:
-        """Log one step; return True when ``val_loss`` is a new best."""
+    def record(
+        self,
+        stage: str,
+        train_loss: float,
+        val_loss: float | None,
+        *,
+        keep: bool = False,
+    ) -> bool:
+        """Log one step; return True when ``val_loss`` is a new best.
+
+        With ``keep``, the model becomes the best one even when its
+        validation loss is higher: a later step that the method prefers on
+        other grounds (longer windows in the Levenberg–Marquardt stage)."""
         self.step += 1
         entry: dict[str, Any] = {
             "iteration": self.step,
@@ -793,7 +804,7 @@ class _Tracker:
         if val_loss is not None:
             entry["val_loss"] = val_loss
             self.history.append(entry)
-            if val_loss < self.best_val:
+            if val_loss < self.best_val or keep:
                 self.best_val, improved = val_loss, True
                 self.best_state = self._snapshot()
         if self.callback is not None:
@@ -1006,8 +1017,8 @@ def _fit_lm(
             val_loss,
             misfit,
         )
-        tracker.record("lm", cost, val_loss)
         if _exploding(val_loss, tracker.best_val):
+            tracker.record("lm", cost, val_loss)
             fitted.load_state_dict(tracker.best_state)
             tracker.fault(
                 "lm",
@@ -1015,6 +1026,10 @@ def _fit_lm(
                 "rolled back to the best model and ended the first stage",
             )
             break
+        # Each length starts from the fit of the one before and weighs the
+        # long-horizon behaviour more, which short validation windows
+        # barely see: the last length's model is kept, not the best score.
+        tracker.record("lm", cost, val_loss, keep=True)
         if tracker.stopping():
             tracker.save("lbfgs", k + 1)
             tracker.interrupt(str(tracker.stop_reason))
