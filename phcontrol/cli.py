@@ -180,15 +180,22 @@ def _build_parser() -> _Parser:
     fit = ident.add_argument_group("fit")
     fit.add_argument(
         "--model",
-        choices=("mechanical", "linear"),
+        choices=("mechanical", "linear", "friction", "tanks"),
         default="mechanical",
         help="model family (default: mechanical)",
+    )
+    fit.add_argument(
+        "--first-stage",
+        choices=("lm", "lbfgs"),
+        help="optimiser of the physical parameters: Levenberg-Marquardt or "
+        "L-BFGS (default: lm for mechanical, lbfgs for the others)",
     )
     fit.add_argument("--seed", type=_nonnegative_int, default=0, help="default: 0")
     fit.add_argument(
         "--lbfgs-steps",
         type=_nonnegative_int,
-        help="L-BFGS steps on the physical parameters (0 skips them; "
+        help="L-BFGS steps on the physical parameters, with --first-stage "
+        "lbfgs (0 skips them; "
         f"default {_fit_default('lbfgs_steps')})",
     )
     fit.add_argument(
@@ -449,7 +456,15 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, str]:
 
 def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"model": args.model, "seed": args.seed}
-    keys = ("lbfgs_steps", "iterations", "max_time", "substeps", "window", "batch_size")
+    keys = (
+        "first_stage",
+        "lbfgs_steps",
+        "iterations",
+        "max_time",
+        "substeps",
+        "window",
+        "batch_size",
+    )
     for key in keys:
         value = getattr(args, key)
         if value is not None:
@@ -576,9 +591,14 @@ def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
 
     from .identify import identify
 
-    total = sum(
-        options.get(key, _fit_default(key)) for key in ("lbfgs_steps", "iterations")
-    )
+    first = options.get("first_stage")
+    if first is None:
+        first = "lm" if options.get("model", "mechanical") == "mechanical" else "lbfgs"
+    if first == "lm":  # one step per window length
+        stage_one = len(_fit_default("lm_lengths"))
+    else:
+        stage_one = options.get("lbfgs_steps", _fit_default("lbfgs_steps"))
+    total = stage_one + options.get("iterations", _fit_default("iterations"))
     bars: list[Any] = []
 
     def bar() -> Any:
