@@ -72,7 +72,7 @@ class NamedParameters(nn.Module):
     >>> params = NamedParameters({"k": 2.0, "c": 0.1}, positive=["c"])
     >>> {k: round(v, 6) for k, v in params.values().items()}
     {'k': 2.0, 'c': 0.1}
-    >>> float(params.namespace().k)
+    >>> params.namespace().k.item()
     2.0
     """
 
@@ -210,7 +210,7 @@ class MomentumDamping(AbstractStructureMatrix):
     ...     lambda v, p: p.c0 + p.c1 * v**2, {"c0": 0.1, "c1": 0.01},
     ...     positive=["c0", "c1"],
     ... )
-    >>> R(torch.tensor([[0.0, 10.0]], dtype=torch.float64))[0, 1, 1].item()
+    >>> round(R(torch.tensor([[0.0, 10.0]], dtype=torch.float64))[0, 1, 1].item(), 6)
     1.1
     """
 
