@@ -9,7 +9,17 @@ import pytest
 
 from phcontrol.cli import EXIT_OK, EXIT_USAGE, main
 
-TINY = ["--lbfgs-steps", "1", "--iterations", "2", "--window", "20", "-q"]
+TINY = [
+    "--first-stage",
+    "lbfgs",
+    "--lbfgs-steps",
+    "1",
+    "--iterations",
+    "2",
+    "--window",
+    "20",
+    "-q",
+]
 
 
 @pytest.fixture()

@@ -26,7 +26,13 @@ from phcontrol.identify import identify
 identify_module = importlib.import_module("phcontrol.identify")
 
 TINY = dict(
-    window=8, batch_size=4, val_every=2, lbfgs_steps=0, iterations=6, substeps=1
+    window=8,
+    batch_size=4,
+    val_every=2,
+    first_stage="lbfgs",
+    lbfgs_steps=0,
+    iterations=6,
+    substeps=1,
 )
 
 
@@ -223,8 +229,10 @@ def spring_csv(tmp_path: Path) -> Path:
     return path
 
 
-CLI_TINY = "--lbfgs-steps 0 --iterations 6 --window 8 --batch-size 4 --substeps 1 -q"
-CLI_TINY = CLI_TINY.split()
+CLI_TINY = (
+    "--first-stage lbfgs --lbfgs-steps 0 --iterations 6 --window 8 "
+    "--batch-size 4 --substeps 1 -q"
+).split()
 
 
 def test_cli_sigterm_writes_the_best_model_and_resume_finishes(

@@ -59,10 +59,35 @@ def quick_fit():
         input_hold="zoh",
         window=40,
         batch_size=16,
+        first_stage="lbfgs",
         lbfgs_steps=4,
         iterations=5,
         val_every=5,
     )
+
+
+@pytest.fixture(scope="module")
+def lm_fit():
+    return identify(
+        duffing_log(),
+        input_hold="zoh",
+        window=40,
+        lm_windows=16,
+        lm_lengths=(20, 40),
+        lm_iterations=6,
+        iterations=0,
+    )
+
+
+def test_levenberg_marquardt_stage_fits_and_is_the_default(lm_fit):
+    z = duffing_log().z
+    assert lm_fit.report.settings["first_stage"] == "lm"
+    stages = [h["stage"] for h in lm_fit.report.history]
+    assert stages == ["start", "lm", "lm"]
+    assert lm_fit.report.metrics["val"]["rmse"] < 0.1 * float(np.std(z))
+    val = [h["val_loss"] for h in lm_fit.report.history]
+    assert val[-1] < 0.2 * val[0]
+    assert lm_fit.report.audit["max_relative_residual"] <= 1e-10
 
 
 def test_fit_recovers_a_duffing_oscillator(quick_fit):
@@ -96,7 +121,14 @@ def test_fitted_model_is_passive_by_construction(quick_fit):
 
 
 def test_fit_is_reproducible_with_its_seed():
-    options = dict(window=20, batch_size=8, lbfgs_steps=1, iterations=3, seed=7)
+    options = dict(
+        window=20,
+        batch_size=8,
+        first_stage="lbfgs",
+        lbfgs_steps=1,
+        iterations=3,
+        seed=7,
+    )
     log = duffing_log(300)
     a = identify(log, **options).report.metrics["val"]["rmse"]
     b = identify(log, **options).report.metrics["val"]["rmse"]
