@@ -41,7 +41,7 @@ from .fitted import IdentifiedModel
 
 __all__: list[str] = []
 
-logger = logging.getLogger("phcontrol.identify")
+logger = logging.getLogger(__name__)
 
 RAW_FLOOR = -12.0
 """Lowest value of a softplus-parametrised (``*raw``) parameter during the

@@ -340,7 +340,15 @@ def parameter_values(model: Any) -> dict[str, float]:
 
     Examples
     --------
-    See :func:`mechanical_model`.
+    >>> model = mechanical_model(
+    ...     potential=lambda q, p: p.k * q[:, 0] ** 2 / 2,
+    ...     damping=lambda v, p: p.c + 0.0 * v,
+    ...     values={"k": 2.0, "c": 0.5},
+    ...     positive=["c"],
+    ...     gain=3.0,
+    ... )
+    >>> {k: round(v, 6) for k, v in parameter_values(model).items()}
+    {'k': 2.0, 'c': 0.5, 'gain': 3.0}
     """
     system = getattr(model, "system", model)
     out: dict[str, float] = {}
