@@ -207,7 +207,8 @@ class IdentifiedModel(nn.Module, Configurable):
         substep_inputs : bool, default False
             Whether ``u`` holds sub-step inputs rather than samples.
         tol, max_iter
-            Tolerance and iteration cap of each implicit step.
+            Tolerance and iteration cap of each implicit step (a neural ODE's
+            RK4 steps are explicit and ignore them).
 
         Returns
         -------

@@ -4,6 +4,8 @@ r"""Fit port-Hamiltonian models to input/output logs by output error.
 passive pH model in normalised units, its measurement map and an encoder
 of initial states (the SUBNET idea), with a :class:`FitReport` of the
 benchmark's own test errors and an audit of the energy balance.
+With ``model="neural_ode"`` the same code fits a black-box baseline
+instead, stepped with RK4, which has no energy and so no audit.
 
 Fitting minimises the simulation error over truncated windows stepped with
 a discrete gradient, ``substeps`` steps per sample. Between samples the
