@@ -1,8 +1,9 @@
 """The ``phcontrol`` command line.
 
-``phcontrol identify`` fits a passive port-Hamiltonian model to a bundled
-log or to a log file and writes the model, a JSON report and a report page
-with figures to one directory (see :mod:`phcontrol.report`).
+``phcontrol identify`` fits a passive port-Hamiltonian model (or, with
+``--model neural_ode``, the black-box baseline) to a bundled log or to a
+log file and writes the model, a JSON report and a report page with
+figures to one directory (see :mod:`phcontrol.report`).
 
 ``phcontrol check`` decides passivity of a model file or a state-space file
 (exit 0 passive, 1 not passive or undecided).
@@ -180,15 +181,17 @@ def _build_parser() -> _Parser:
     fit = ident.add_argument_group("fit")
     fit.add_argument(
         "--model",
-        choices=("mechanical", "linear", "friction", "tanks"),
+        choices=("mechanical", "linear", "friction", "tanks", "neural_ode"),
         default="mechanical",
-        help="model family (default: mechanical)",
+        help="model family (default: mechanical); neural_ode is the black-box "
+        "baseline: not passive, no energy audit",
     )
     fit.add_argument(
         "--first-stage",
         choices=("lm", "lbfgs"),
         help="optimiser of the physical parameters: Levenberg-Marquardt or "
-        "L-BFGS (default: lm for mechanical, lbfgs for the others)",
+        "L-BFGS (default: lm for mechanical, lbfgs for the others; neural_ode "
+        "has no physical parameters and no first stage)",
     )
     fit.add_argument("--seed", type=_nonnegative_int, default=0, help="default: 0")
     fit.add_argument(
@@ -213,7 +216,8 @@ def _build_parser() -> _Parser:
     fit.add_argument(
         "--substeps",
         type=_positive_int,
-        help=f"discrete-gradient steps per sample (default {_fit_default('substeps')})",
+        help="discrete-gradient steps per sample, RK4 steps for neural_ode "
+        f"(default {_fit_default('substeps')})",
     )
     fit.add_argument(
         "--window",
@@ -592,9 +596,12 @@ def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
     from .identify import identify
 
     first = options.get("first_stage")
+    model = options.get("model", "mechanical")
     if first is None:
-        first = "lm" if options.get("model", "mechanical") == "mechanical" else "lbfgs"
-    if first == "lm":  # one step per window length
+        first = "lm" if model == "mechanical" else "lbfgs"
+    if model == "neural_ode":  # no physical parameters: no first stage
+        stage_one = 0
+    elif first == "lm":  # one step per window length
         stage_one = len(_fit_default("lm_lengths"))
     else:
         stage_one = options.get("lbfgs_steps", _fit_default("lbfgs_steps"))

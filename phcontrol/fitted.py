@@ -4,16 +4,18 @@ r"""A fitted port-Hamiltonian model with its scaling, measurement map and encode
 
 * a :class:`~phcontrol.models.PortHamiltonian` in normalised units (inputs
   and outputs scaled to zero mean and unit variance, time measured in
-  samples), passive by construction;
+  samples), passive by construction, or the black-box baseline
+  :class:`~phcontrol.models.NeuralODE`, which has no energy;
 * a measurement map: ``z = x[:, :n_outputs]`` by default (for a mechanical
   model the measured output is the position ``q``), or an ``output_map``
   module (the tank model's gain, offset and sensor saturation);
 * an :class:`Encoder` that estimates the state at a sample from the
   ``n_past`` samples of ``u`` and ``z`` before it.
 
-Every simulation steps a discrete gradient, ``substeps`` steps per sample,
-so the energy balance of the fitted model holds exactly in discrete time;
-:func:`energy_audit` measures it along a whole record.
+Every simulation of a pH model steps a discrete gradient, ``substeps`` steps
+per sample, so the energy balance of the fitted model holds exactly in
+discrete time; :func:`energy_audit` measures it along a whole record. A
+neural ODE is stepped with classical RK4 instead and has no balance to audit.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from torch import Tensor, nn
 from . import _mechanical, _tanks
 from ._config import Configurable
 from .data import Log
+from .errors import NotSupportedError
 from .integrators import simulate
-from .models import PortHamiltonian
+from .models import AbstractModel, PortHamiltonian
 
 __all__ = ["Encoder", "IdentifiedModel", "energy_audit"]
 
@@ -96,7 +99,7 @@ class IdentifiedModel(nn.Module, Configurable):
 
     Parameters
     ----------
-    system : PortHamiltonian
+    system : PortHamiltonian or NeuralODE
         The model in normalised units (time in samples).
     encoder : Encoder
         State estimator from past samples.
@@ -132,7 +135,7 @@ class IdentifiedModel(nn.Module, Configurable):
 
     def __init__(
         self,
-        system: PortHamiltonian,
+        system: AbstractModel,
         encoder: Encoder,
         dt: float,
         u_mean: Sequence[float],
@@ -204,7 +207,8 @@ class IdentifiedModel(nn.Module, Configurable):
         substep_inputs : bool, default False
             Whether ``u`` holds sub-step inputs rather than samples.
         tol, max_iter
-            Tolerance and iteration cap of each implicit step.
+            Tolerance and iteration cap of each implicit step (a neural ODE's
+            RK4 steps are explicit and ignore them).
 
         Returns
         -------
@@ -379,7 +383,7 @@ def _phase_gains(up: int) -> np.ndarray:
 
 
 def _rollout_states(
-    system: PortHamiltonian,
+    system: AbstractModel,
     x0: Tensor,
     u: Tensor,
     substeps: int,
@@ -394,14 +398,19 @@ def _rollout_states(
     Returns the states at the samples, (batch, T + 1, n), and the per-row
     convergence flags. ``hold="substeps"`` means ``u`` already holds the
     sub-step inputs, (batch, T * substeps, m). One-degree-of-freedom
-    mechanical models take the fast scalar step; every other model the
-    general Gonzalez step.
+    mechanical models take the fast scalar step; every other pH model the
+    general Gonzalez step. A model without energy (a neural ODE) takes
+    classical RK4 steps, each with its sub-step input held constant; RK4 is
+    explicit, so every row counts as converged.
     """
     u_sub = u if hold == "substeps" else _substep_inputs(u, substeps, hold)
+    h = time_step / substeps
+    if not isinstance(system, PortHamiltonian):
+        traj = simulate(system, x0, u_sub, dt=h, method="rk4")
+        return traj.x[:, ::substeps], traj.converged
     if _tanks.supports(system):
         return _tanks.rollout(system, x0, u_sub, substeps, tol, max_iter)
     if _mechanical.supports(system):
-        h = time_step / substeps
         stepper = _mechanical.MechanicalStepper(system, h, tol, max_iter)
         x, V = x0, None
         xs = [x]
@@ -412,7 +421,6 @@ def _rollout_states(
             if (i + 1) % substeps == 0:
                 xs.append(x)
         return torch.stack(xs, dim=1), ok
-    h = time_step / substeps
     traj = simulate(system, x0, u_sub, dt=h, tol=tol, max_iter=max_iter)
     return traj.x[:, ::substeps], traj.converged
 
@@ -490,6 +498,12 @@ def energy_audit(
         ``supplied`` and ``dissipated`` (totals over the record, normalised
         units).
 
+    Raises
+    ------
+    NotSupportedError
+        If the model has no energy (a :class:`~phcontrol.models.NeuralODE`
+        baseline): there is no balance to audit.
+
     Examples
     --------
     >>> import numpy as np, phcontrol as phc
@@ -503,8 +517,20 @@ def energy_audit(
     >>> bool(audit["max_relative_residual"] < 1e-9), audit["steps"] > 0
     (True, True)
     """
+    if not _has_energy(model):
+        raise NotSupportedError(
+            f"energy_audit needs a model with an energy; this fit's "
+            f"{type(model.system).__name__} has none, so there is no energy "
+            "balance to audit. Fit a pH model (model='linear' or 'mechanical') "
+            "when the balance matters"
+        )
     with one_thread():
         return _audit(model, log, n_init, chunks)
+
+
+def _has_energy(model: IdentifiedModel) -> bool:
+    """Return True when the fitted system has an energy (is port-Hamiltonian)."""
+    return isinstance(model.system, PortHamiltonian)
 
 
 def _audit(
@@ -513,6 +539,7 @@ def _audit(
     x0, seq = model._initial_state(log.u, log.z, n_init)
     starts, u_chunks, _, _ = _stitch(model, x0, seq, chunks)
     system, S = model.system, model.substeps
+    assert isinstance(system, PortHamiltonian)  # energy_audit refuses the others
     u_sub = u_chunks
     if _tanks.supports(system):
         return _tanks.audit(system, starts, u_sub, S)

@@ -4,6 +4,8 @@ r"""Fit port-Hamiltonian models to input/output logs by output error.
 passive pH model in normalised units, its measurement map and an encoder
 of initial states (the SUBNET idea), with a :class:`FitReport` of the
 benchmark's own test errors and an audit of the energy balance.
+With ``model="neural_ode"`` the same code fits a black-box baseline
+instead, stepped with RK4, which has no energy and so no audit.
 
 Fitting minimises the simulation error over truncated windows stepped with
 a discrete gradient, ``substeps`` steps per sample. Between samples the
@@ -30,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -51,6 +53,7 @@ from .errors import (
 from .fitted import (
     Encoder,
     IdentifiedModel,
+    _has_energy,
     _substep_inputs,
     energy_audit,
     one_thread,
@@ -61,7 +64,7 @@ from .hamiltonians import (
     PolynomialPotential,
     QuadraticHamiltonian,
 )
-from .models import PortHamiltonian
+from .models import NeuralODE, PortHamiltonian
 from .structure import (
     CanonicalJ,
     CholeskyDissipation,
@@ -74,7 +77,14 @@ __all__ = ["FitReport", "FitResult", "identify"]
 
 logger = logging.getLogger(__name__)
 
-ModelKind = Literal["mechanical", "linear", "friction", "tanks"]
+ModelKind = Literal["mechanical", "linear", "friction", "tanks", "neural_ode"]
+MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
+
+NO_ENERGY = (
+    "no energy: not audited (a neural ODE has no energy function, so there is "
+    "no energy balance to check)"
+)
+"""The audit's ``reason`` for a fitted model without energy."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +103,11 @@ class FitReport:
     audit : dict
         Energy-balance audit of the longest test simulation: the largest
         per-sample residual of ``H' - H + dissipated - supplied``, absolute and
-        relative to ``1 + |H|``.
+        relative to ``1 + |H|``. For a model without energy (``neural_ode``)
+        only ``audited: False``, the ``reason`` and the ``split``.
     parameters : dict
-        Fitted ``R`` and ``G`` (normalised units) and other named values.
+        Fitted ``R`` and ``G`` (normalised units) and other named values; for
+        a neural ODE its hidden widths and parameter count instead.
     settings : dict
         Every option of the fit, the seed and the library versions.
     wall_time : float
@@ -124,7 +136,7 @@ class FitReport:
     metrics: dict[str, dict[str, Any]]
     unit: str
     history: list[dict[str, float]]
-    audit: dict[str, float]
+    audit: dict[str, Any]
     parameters: dict[str, Any]
     settings: dict[str, Any]
     wall_time: float
@@ -244,6 +256,70 @@ def _build_linear(n_inputs: int, n_outputs: int, u: np.ndarray, z: np.ndarray):
     v = _savgol(z, 1)
     states = np.concatenate([z, v], axis=1)
     return system, states
+
+
+def _build_neural_ode(
+    n_inputs: int, u: np.ndarray, z: np.ndarray, mlp_hidden: int
+) -> tuple[NeuralODE, np.ndarray]:
+    """The black-box baseline, warm-started by derivative matching.
+
+    Two states per output, ``x = (z, dz/dt)`` from Savitzky–Golay
+    derivatives of the normalised ``z`` (N, p) under ``u`` (N, m). The MLP
+    is fitted by L-BFGS to the rates ``(dz/dt, d²z/dt²)`` at the samples,
+    each scaled to unit variance: an equation error, with no simulation.
+    That fit may still drift in free run; :func:`_tame_neural_ode` checks.
+    """
+    n = 2 * z.shape[1]
+    system = NeuralODE(n, n_inputs, hidden=(mlp_hidden, mlp_hidden))
+    system = system.to(torch.float64)
+    states = np.concatenate([z, _savgol(z, 1)], axis=1)
+    rates = torch.as_tensor(np.concatenate([_savgol(z, 1), _savgol(z, 2)], axis=1))
+    x, ut = torch.as_tensor(states), torch.as_tensor(u)
+    scale = rates.std(0) + 1e-12
+    opt = torch.optim.LBFGS(
+        system.parameters(),
+        max_iter=_WARM_START_STEPS,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = (((system(x, ut) - rates) / scale) ** 2).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)  # type: ignore[arg-type]
+    logger.info("derivative-matching warm start of the neural ODE done")
+    return system, states
+
+
+_WARM_START_STEPS = 100
+"""L-BFGS iterations of the neural ODE's derivative matching (each one
+evaluation of the MLP at every training sample: well under a second)."""
+
+
+def _tame_neural_ode(
+    fitted: IdentifiedModel, record: tuple[Tensor, Tensor, Tensor], window: int
+) -> str | None:
+    """Replace a warm-started neural ODE whose simulation diverges.
+
+    Simulates up to 16 evenly spaced training windows of ``window`` samples
+    from the encoded states. If the error explodes (see :func:`_exploding`),
+    the MLP's output layer is set to zero, so the model starts by holding
+    its state, and the reason is returned; otherwise None.
+    """
+    n = record[0].shape[0]
+    n_past = fitted.n_past
+    starts = torch.linspace(n_past, n - window - 1, 16).long().unique()
+    loss = _window_loss(fitted, *_windows(record, n_past, window, starts))
+    if not _exploding(loss, 1.0):
+        return None
+    with torch.no_grad():
+        last = [m for m in fitted.system.modules() if isinstance(m, torch.nn.Linear)]
+        last[-1].weight.zero_()
+        last[-1].bias.zero_()
+    return f"the derivative-matching warm start diverged in simulation ({loss:.3g})"
 
 
 def _encoder_lstsq(
@@ -366,7 +442,7 @@ def identify(
         keeps its last ``val_fraction`` for validation.
     model : str or PortHamiltonian, default "mechanical"
         One of ``"mechanical"``, ``"linear"``, ``"friction"``, ``"tanks"``,
-        or a model of your own.
+        ``"neural_ode"``, or a model of your own.
         ``mechanical``: one degree of freedom, :math:`H = p^2/2m + V(q)` with
         ``V`` a quartic plus a tanh correction, a damping
         :math:`r(p) = c_0 + c_1 p^2` on ``p``, input on ``p``, measured output
@@ -380,8 +456,20 @@ def identify(
         as it is, in physical units with time in seconds; its first
         ``n_outputs`` states are the measured outputs. It is copied, not
         changed.
+
+        ``neural_ode`` is the black-box baseline, fitted by the same code:
+        :class:`~phcontrol.NeuralODE`, :math:`\dot x = f(x, u)` with ``f`` an
+        MLP of two tanh layers of ``mlp_hidden`` units, two states per
+        output (the first ``n_outputs`` are measured), stepped with RK4. It
+        has no energy, so it is not passive and ``report.audit`` says that
+        nothing was audited. It has no physical parameters, so there is no
+        first stage: the MLP starts from a fit to Savitzky–Golay
+        derivatives of the outputs (no simulation), then Adam fits every
+        parameter; on short runs an ``lr`` of 2e-4 to 5e-4 keeps its first
+        Adam steps from overshooting. Use it as a reference for what the pH
+        structure costs or gains in accuracy.
     substeps : int, default 3
-        Discrete-gradient steps per sample.
+        Discrete-gradient steps per sample (RK4 steps for ``neural_ode``).
     window : int, default 128
         Samples per training window.
     batch_size : int, default 128
@@ -393,7 +481,7 @@ def identify(
         (one degree of freedom), ``"lbfgs"`` otherwise: for the other
         built-in models each of the many simulations that the Jacobian takes
         costs a general implicit solve, and ``"friction"`` was tuned with
-        L-BFGS.
+        L-BFGS. ``"neural_ode"`` has no first stage and refuses this option.
     lm_windows : int, default 128
         Windows of the Levenberg–Marquardt stage.
     lm_lengths : sequence of int, default (25, 50, 100, 200)
@@ -431,7 +519,8 @@ def identify(
     max_time : float, optional
         Stop training after this many seconds.
     mlp_hidden : int, default 16
-        Width of the potential's tanh correction.
+        Width of the potential's tanh correction; for ``neural_ode`` the
+        width of each of its two hidden layers.
     n_init : int, optional
         Samples that set the initial state of each evaluated split
         (default: the dataset's protocol, else ``n_past``).
@@ -465,6 +554,10 @@ def identify(
     ModelFileError
         With ``resume=True``, if ``checkpoint`` is damaged, is not a
         checkpoint, or belongs to a fit of other data or options.
+    NotSupportedError
+        If ``model`` does not fit the log (``"mechanical"`` or
+        ``"friction"`` with several outputs), or ``first_stage`` is given
+        with ``model="neural_ode"``.
 
     Notes
     -----
@@ -500,11 +593,17 @@ def identify(
         )
     custom = isinstance(model, PortHamiltonian)
     if not custom:
-        check_choice(model, "model", ("mechanical", "linear", "friction", "tanks"))
+        check_choice(model, "model", MODEL_KINDS)
     check_choice(input_hold, "input_hold", ("bandlimited", "linear", "cubic", "zoh"))
     check_fit_settings(data, n_past=n_past, window=window, val_fraction=val_fraction)
     if first_stage is not None:
         check_choice(first_stage, "first_stage", ("lm", "lbfgs"))
+        if model == "neural_ode":
+            raise NotSupportedError(
+                f"first_stage={first_stage!r} fits physical parameters, and "
+                "model='neural_ode' has none; leave `first_stage` unset: Adam "
+                "then fits every parameter of the neural ODE"
+            )
     if lm_windows < 1 or any(int(k) < 1 for k in lm_lengths) or not lm_lengths:
         raise ValueError(
             "`lm_windows` and every entry of `lm_lengths` must be positive "
@@ -532,15 +631,22 @@ def identify(
     fitted = _initial_model(
         train, model, n_past, mlp_hidden, substeps, input_hold, seed
     )
-    if first_stage is None:
-        fast = _mechanical.supports(fitted.system) and model != "friction"
+    if first_stage is None and model != "neural_ode":
+        system = fitted.system
+        assert isinstance(system, PortHamiltonian)
+        fast = _mechanical.supports(system) and model != "friction"
         first_stage = "lm" if fast else "lbfgs"
     train_rec, val_rec = _record(fitted, train), _record(fitted, val)
+    tamed = None
+    if model == "neural_ode":
+        tamed = _tame_neural_ode(fitted, train_rec, window)
     val_len = min(len(val) - n_past - 1, 400)
     val_starts = torch.arange(n_past, len(val) - val_len, val_len)
     val_win = _windows(val_rec, n_past, val_len, val_starts)
 
     tracker = _Tracker(fitted, _window_loss(fitted, *val_win), t_start, callback)
+    if tamed is not None:
+        tracker.fault("warm start", tamed, "started from a zero vector field instead")
     if checkpoint is not None:
         options = {k: v for k, v in call.items() if k not in _FREE_ON_RESUME}
         if custom:
@@ -627,7 +733,10 @@ def identify(
         metrics[name] = {"rmse": rmse, "samples": int(len(z_meas)), **info}
         predictions[name] = (z_meas, z_sim)
     longest = max(evaluate, key=lambda k: len(evaluate[k]))
-    audit = energy_audit(fitted, evaluate[longest], n_init=k0)
+    if _has_energy(fitted):
+        audit = energy_audit(fitted, evaluate[longest], n_init=k0)
+    else:
+        audit = {"audited": False, "reason": NO_ENERGY}
     audit["split"] = longest
     report = FitReport(
         metrics=metrics,
@@ -677,8 +786,9 @@ def _initial_model(
     input_hold: str,
     seed: int,
 ) -> IdentifiedModel:
-    """Build the model in normalised units, warm-started by equation error;
-    a given PortHamiltonian is copied and kept in physical units."""
+    """Build the model in normalised units, warm-started by equation error
+    (a neural ODE by derivative matching); a given PortHamiltonian is copied
+    and kept in physical units."""
     if isinstance(model, str) and model == "tanks":  # see phcontrol/_tanks.py
         return _tanks.initial_model(train, n_past, substeps, input_hold, seed)
     u_mean, u_std = train.u.mean(0), train.u.std(0) + 1e-12
@@ -703,6 +813,8 @@ def _initial_model(
             system, states = _build_mechanical(train.n_inputs, un, zn, mlp_hidden)
         elif model == "friction":  # mass with viscous and Coulomb friction
             system, states = build_friction(train.n_inputs, un, zn)
+        elif model == "neural_ode":  # the black-box baseline
+            system, states = _build_neural_ode(train.n_inputs, un, zn, mlp_hidden)
         else:
             system, states = _build_linear(train.n_inputs, train.n_outputs, un, zn)
         encoder = Encoder(n_past, train.n_inputs, train.n_outputs, system.n_states)
@@ -1168,14 +1280,25 @@ def _window_loss(
 def _parameters(fitted: IdentifiedModel) -> dict[str, Any]:
     """Named values of the fitted model, in its units."""
     system = fitted.system
+    units = (
+        "physical, time in seconds"
+        if fitted.time_step != 1.0
+        else "normalised: u and z scaled to unit variance, time in samples"
+    )
+    if not isinstance(system, PortHamiltonian):  # a black box: no R, G or H
+        layers = [m for m in system.modules() if isinstance(m, torch.nn.Linear)]
+        return {
+            "units": units,
+            "model": type(system).__name__,
+            "n_states": int(system.n_states),
+            "hidden": [int(m.out_features) for m in layers[:-1]],
+            "n_parameters": int(sum(p.numel() for p in system.parameters())),
+        }
     x = torch.zeros(1, system.n_states, dtype=torch.float64)
-    physical = fitted.time_step != 1.0
     out: dict[str, Any] = {
         "R": system.R_matrix(x)[0].tolist(),
         "G": system.G_matrix(x)[0].tolist(),
-        "units": "physical, time in seconds"
-        if physical
-        else "normalised: u and z scaled to unit variance, time in samples",
+        "units": units,
     }
     named = greybox.parameter_values(system)
     if any(isinstance(m, greybox.NamedParameters) for m in system.modules()):

@@ -435,6 +435,12 @@ def _html_page(fit: Any, doc: dict[str, Any], dataset: Any, figures: dict) -> st
     source = html.escape(str(settings.get("source", "")))
     audit = doc["audit"]
     params = doc["parameters"]
+    adam = f"{_num(settings.get('iterations'))} Adam at most"
+    stages = (
+        f"no first stage, {adam}"
+        if "first_stage" in settings and settings["first_stage"] is None
+        else f"{_num(settings.get('lbfgs_steps'))} L-BFGS at most, then {adam}"
+    )
     parts = [
         "<!DOCTYPE html>",
         "<html lang='en'><head><meta charset='utf-8'>",
@@ -443,9 +449,7 @@ def _html_page(fit: Any, doc: dict[str, Any], dataset: Any, figures: dict) -> st
         f"<h1>Identification report: {source}</h1>",
         f"<p>Seed <code>{_num(settings.get('seed'))}</code>, wall time "
         f"{_num(doc['wall_time'], 3)} s, {_num(settings.get('steps_run'))} "
-        f"training steps ({_num(settings.get('lbfgs_steps'))} L-BFGS at most, "
-        f"then {_num(settings.get('iterations'))} Adam at most). Model file "
-        f"<code>{MODEL_FILE}</code>.</p>",
+        f"training steps ({stages}). Model file <code>{MODEL_FILE}</code>.</p>",
     ]
     if doc.get("interrupted"):
         parts.append(
@@ -482,19 +486,28 @@ def _html_page(fit: Any, doc: dict[str, Any], dataset: Any, figures: dict) -> st
         parts.append(f"<h3>{html.escape(split)}</h3>")
         parts.append(f"<img src='{figures[key]}' alt='{html.escape(split)}'>")
     split = html.escape(str(audit.get("split", "")))
+    parts.append("<h2>Energy-balance audit</h2>")
+    if audit.get("audited", True):
+        parts += [
+            f"<p>Discrete energy balance <code>H(x') - H(x) + dissipated - "
+            f"supplied</code> checked step by step along the simulation of "
+            f"<b>{split}</b>. A passive model keeps it at round-off.</p>",
+            _kv_table({k: v for k, v in audit.items() if k != "split"}),
+        ]
+    else:  # a model without energy (the neural ODE baseline)
+        reason = html.escape(str(audit.get("reason", "no energy")))
+        parts.append(f"<p>Not audited: {reason}.</p>")
     parts += [
-        "<h2>Energy-balance audit</h2>",
-        f"<p>Discrete energy balance <code>H(x') - H(x) + dissipated - supplied"
-        f"</code> checked step by step along the simulation of <b>{split}</b>. "
-        "A passive model keeps it at round-off.</p>",
-        _kv_table({k: v for k, v in audit.items() if k != "split"}),
         "<h2>Fitted parameters</h2>",
         f"<p class='note'>{html.escape(str(params.get('units', '')))}</p>",
-        "<h3>R (dissipation)</h3>",
-        _matrix(params.get("R")),
-        "<h3>G (input matrix)</h3>",
-        _matrix(params.get("G")),
     ]
+    if "R" in params or "G" in params:
+        parts += [
+            "<h3>R (dissipation)</h3>",
+            _matrix(params.get("R")),
+            "<h3>G (input matrix)</h3>",
+            _matrix(params.get("G")),
+        ]
     others = {
         k: v
         for k, v in params.items()

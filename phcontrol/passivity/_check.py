@@ -190,7 +190,9 @@ def check_passivity(
     ShapeError
         If the system is not square (as many outputs as inputs).
     NotSupportedError
-        If ``method="hamiltonian"`` and the test does not apply.
+        If ``method="hamiltonian"`` and the test does not apply, or for a
+        model without energy (a :class:`~phcontrol.NeuralODE`, or a fit of
+        one).
     SolverError
         With ``strict=True``, when the solver's status is not clean.
     NumericsError
@@ -236,10 +238,17 @@ def check_passivity(
         )
     from ..fitted import IdentifiedModel
     from ..linear import LinearPortHamiltonian
-    from ..models import PortHamiltonian
+    from ..models import AbstractModel, PortHamiltonian
 
     if isinstance(system, IdentifiedModel):  # a fit's model file: check its pH part
         system = system.system
+    if isinstance(system, AbstractModel) and not isinstance(system, PortHamiltonian):
+        raise NotSupportedError(
+            f"passivity of a {type(system).__name__} cannot be decided: it has no "
+            "energy to serve as storage and no port structure, so nothing makes "
+            "it passive. Fit a port-Hamiltonian model (identify(..., "
+            "model='linear')) or check a linearisation as (A, B, C, D)"
+        )
     if isinstance(system, LinearPortHamiltonian):
         result = _check_structure(system)
     elif isinstance(system, PortHamiltonian):
