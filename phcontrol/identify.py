@@ -481,6 +481,16 @@ def identify(
     evaluated and returned with ``report.interrupted`` set, and the
     checkpoint is written. A second Ctrl-C interrupts at once.
 
+    Started by ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` set), the N
+    processes share the fit: each simulates every N-th training window of
+    each stage, and the sums over windows (normal equations, losses,
+    gradients, the encoder's Gram matrices) are added over the processes
+    with gloo, so every process takes the same steps and returns the same
+    model. Validation is computed in full by each process. Only rank 0
+    writes ``checkpoint``; ``report.settings["processes"]`` records N. The
+    fit agrees with a one-process fit to round-off amplified by the
+    optimisers (see the GPU and cluster how-to).
+
     Examples
     --------
     >>> import phcontrol as phc
