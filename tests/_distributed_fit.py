@@ -4,7 +4,8 @@
 run and starts this file with ``python -m torch.distributed.run
 --nproc_per_node=2 tests/_distributed_fit.py OUT_DIR`` for the other; each
 rank then writes ``OUT_DIR/rank<k>.json`` with what :func:`tiny_fit`
-returned.
+returned, and the exit status of :data:`CLI_ARGS` run by
+``phcontrol.cli.main`` on ``OUT_DIR/duffing.csv`` into ``OUT_DIR/cli``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from phcontrol.cli import main as cli_main
 from phcontrol.data import Log
 from phcontrol.identify import identify
 
@@ -68,6 +70,20 @@ FITS: dict[str, dict[str, Any]] = {
 """The first stage of each tiny fit; both end with the same Adam stage."""
 
 
+CLI_ARGS = (
+    "--time t --inputs u --outputs z --first-stage lbfgs --lbfgs-steps 1 "
+    "--iterations 2 --window 20 --substeps 1 --batch-size 8"
+).split()
+"""Options of the tiny ``phcontrol identify`` run."""
+
+
+def write_csv(path: Path) -> None:
+    """Write :func:`duffing_log` as a CSV file with columns t, u and z."""
+    log = duffing_log()
+    table = np.column_stack([log.t, log.u[:, 0], log.z[:, 0]])
+    np.savetxt(path, table, delimiter=",", header="t,u,z", comments="")
+
+
 def tiny_fit(name: str) -> dict[str, Any]:
     """Run the tiny fit ``name`` of :data:`FITS`; return its numbers."""
     fit = identify(
@@ -94,10 +110,14 @@ def tiny_fit(name: str) -> dict[str, Any]:
 def main(out_dir: str) -> None:
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
-    results = {name: tiny_fit(name) for name in FITS}
+    out = Path(out_dir)
+    results: dict[str, Any] = {name: tiny_fit(name) for name in FITS}
+    csv = str(out / "duffing.csv")
+    results["cli_status"] = cli_main(
+        ["identify", csv, *CLI_ARGS, "--out", str(out / "cli")]
+    )
     rank = int(os.environ.get("RANK", "0"))
-    path = Path(out_dir) / f"rank{rank}.json"
-    path.write_text(json.dumps(results))
+    (out / f"rank{rank}.json").write_text(json.dumps(results))
 
 
 if __name__ == "__main__":

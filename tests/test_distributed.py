@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _distributed_fit import FITS, tiny_fit
+from _distributed_fit import FITS, tiny_fit, write_csv
 from _tol import EPS
 
 from phcontrol._lm import _FD_STEP
@@ -50,9 +50,11 @@ RTOL["lbfgs"] = 2**22 * EPS  # about 9e-10
 
 
 @pytest.fixture(scope="module")
-def two_processes(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    """Run the tiny fits as two processes; return each rank's results."""
+def two_processes(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run the tiny fits as two processes; return their folder, their
+    stdout and each rank's results."""
     out = tmp_path_factory.mktemp("ddp")
+    write_csv(out / "duffing.csv")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), env.get("PYTHONPATH")) if p
@@ -72,7 +74,8 @@ def two_processes(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
         command, env=env, capture_output=True, text=True, timeout=600, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return [json.loads((out / f"rank{k}.json").read_text()) for k in range(2)]
+    results = [json.loads((out / f"rank{k}.json").read_text()) for k in range(2)]
+    return {"out": out, "stdout": done.stdout, "ranks": results}
 
 
 def _assert_parameters_close(ours: dict, reference: dict, rtol: float) -> None:
@@ -89,7 +92,7 @@ def _assert_parameters_close(ours: dict, reference: dict, rtol: float) -> None:
 
 
 def test_every_process_ends_with_the_same_model(two_processes):
-    first, second = two_processes
+    first, second = two_processes["ranks"]
     for name in FITS:
         assert first[name]["processes"] == second[name]["processes"] == 2
         assert first[name]["parameters"] == second[name]["parameters"]
@@ -99,8 +102,15 @@ def test_every_process_ends_with_the_same_model(two_processes):
 @pytest.mark.parametrize("name", sorted(FITS))
 def test_two_processes_fit_what_one_process_fits(two_processes, name):
     one = tiny_fit(name)
-    two = two_processes[0][name]
+    two = two_processes["ranks"][0][name]
     assert one["processes"] == 1
     _assert_parameters_close(two["parameters"], one["parameters"], RTOL[name])
     assert two["val_rmse"] == pytest.approx(one["val_rmse"], rel=RTOL[name], abs=0)
     assert two["val_loss"] == pytest.approx(one["val_loss"], rel=RTOL[name], abs=0)
+
+
+def test_command_line_under_torchrun_writes_and_prints_once(two_processes):
+    assert [r["cli_status"] for r in two_processes["ranks"]] == [0, 0]
+    report = json.loads((two_processes["out"] / "cli" / "report.json").read_text())
+    assert report["settings"]["processes"] == 2
+    assert two_processes["stdout"].count("simulation RMSE") == 1
