@@ -26,6 +26,12 @@ of the one before, with the same window starts and initial states.
 After each stage the encoder's linear part is refitted by least squares
 to the simulated states along the windows, so that the model can be
 validated and used from past samples as before.
+
+Under ``torchrun`` each process holds a share of the windows and their
+initial states. The parameter blocks of the normal equations, the Schur
+terms, the costs and the encoder's Gram matrices are sums over windows:
+they are summed over the processes (see :mod:`._distributed`), so every
+process solves the same reduced system and takes the same step.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from . import _distributed
 from .fitted import IdentifiedModel
 
 __all__: list[str] = []
@@ -65,7 +72,8 @@ class LevenbergMarquardt:
     record : tuple of Tensor
         ``(u, z, u_sub)`` of the training record (see ``identify._record``).
     starts : Tensor, shape (B,)
-        First sample of each window (at least ``n_past``).
+        First sample of each of this process's windows (at least
+        ``n_past``); may be empty when other processes hold every window.
     tol : float
         Tolerance of the implicit steps.
     """
@@ -137,8 +145,11 @@ class LevenbergMarquardt:
             step[j] += h
             cols.append((self.residual(step, x0, length) - r) / h)
         state_cols = []
+        # One step per state coordinate for every window of every process.
+        local = x0.abs().amax(0) if len(x0) else torch.zeros(x0.shape[1])
+        scale = _distributed.all_reduce_max(local.to(x0.dtype))
         for i in range(x0.shape[1]):
-            h = _FD_STEP * max(1.0, float(x0[:, i].abs().max()))
+            h = _FD_STEP * max(1.0, float(scale[i]))
             x = x0.clone()
             x[:, i] += h
             state_cols.append((self.residual(theta, x, length) - r) / h)
@@ -147,6 +158,14 @@ class LevenbergMarquardt:
         Js = torch.stack(state_cols, -1)
         Js = torch.nan_to_num(Js, nan=0.0, posinf=0.0, neginf=0.0)
         return Jp, Js
+
+    @staticmethod
+    def mean_square(r: Tensor) -> float:
+        """Mean of ``r**2`` over every window of every process."""
+        total, count = _distributed.all_reduce_sums(
+            (r**2).sum(), torch.tensor(float(r.numel()), dtype=r.dtype)
+        )
+        return float(total / count)
 
     # -- one stage -----------------------------------------------------------
     def fit(
@@ -164,17 +183,23 @@ class LevenbergMarquardt:
         theta, x0 = self.theta(), self.x0
         r = self.residual(theta, x0, length)
         failed = ~torch.isfinite(r).all(1)
-        if bool(failed.any()) and not bool(failed.all()):
+        n_failed, n_windows = (
+            int(v)
+            for v in _distributed.all_reduce_sum(
+                torch.tensor([float(failed.sum()), float(len(failed))])
+            )
+        )
+        if 0 < n_failed < n_windows:
             # A window the model cannot simulate from its start says nothing
             # about the parameters; fit on the others.
             logger.info(
                 "LM: %d of %d windows fail to simulate and are dropped",
-                int(failed.sum()),
-                len(failed),
+                n_failed,
+                n_windows,
             )
             self.starts, x0, r = self.starts[~failed], x0[~failed], r[~failed]
             self.x0 = x0
-        cost = float((r**2).mean())
+        cost = self.mean_square(r)
         if not math.isfinite(cost):
             self.set_theta(theta)
             return cost
@@ -182,9 +207,12 @@ class LevenbergMarquardt:
         eye_n = torch.eye(n, dtype=x0.dtype)
         for k in range(iterations):
             Jp, Js = self.jacobian(theta, x0, r, length)
-            live = Jp.abs().amax((0, 1)) > 0  # masked entries have no effect
-            A = torch.einsum("bki,bkj->ij", Jp, Jp)
-            g = torch.einsum("bki,bk->i", Jp, r)
+            A, g, size = _distributed.all_reduce_sums(
+                torch.einsum("bki,bkj->ij", Jp, Jp),
+                torch.einsum("bki,bk->i", Jp, r),
+                Jp.abs().sum((0, 1)),
+            )
+            live = size > 0  # masked entries have no effect
             C = torch.einsum("bki,bkj->bij", Jp, Js)
             S = torch.einsum("bki,bkj->bij", Js, Js)
             gs = torch.einsum("bki,bk->bi", Js, r)
@@ -201,12 +229,12 @@ class LevenbergMarquardt:
                     + lam * torch.diag_embed(S.diagonal(dim1=1, dim2=2))
                     + 1e-14 * eye_n
                 )
-                reduced = (
-                    A
-                    + lam * torch.diag(A.diagonal())
-                    - torch.einsum("bij,bjk,blk->il", C, Si, C)
+                schur, schur_rhs = _distributed.all_reduce_sums(
+                    torch.einsum("bij,bjk,blk->il", C, Si, C),
+                    torch.einsum("bij,bjk,bk->i", C, Si, gs),
                 )
-                rhs = g - torch.einsum("bij,bjk,bk->i", C, Si, gs)
+                reduced = A + lam * torch.diag(A.diagonal()) - schur
+                rhs = g - schur_rhs
                 try:
                     dp = -torch.linalg.solve(reduced, rhs)
                 except RuntimeError:  # singular: damp harder
@@ -217,7 +245,7 @@ class LevenbergMarquardt:
                     "bij,bj->bi", Si, gs + torch.einsum("bij,i->bj", C, dp)
                 )
                 r_new = self.residual(theta + dp, x0 + ds, length)
-                new = float((r_new**2).mean())
+                new = self.mean_square(r_new)
                 if math.isfinite(new) and new < cost:
                     small = cost - new <= rtol * cost
                     theta, x0, r, cost = theta + dp, x0 + ds, r_new, new
@@ -238,7 +266,9 @@ class LevenbergMarquardt:
     @torch.no_grad()
     def refit_encoder(self, length: int, ridge: float = 1e-8) -> float:
         """Least-squares fit of the encoder's linear part to the simulated
-        states at every sample of the windows; return the RMS misfit."""
+        states at every sample of the windows; return the RMS misfit.
+
+        The Gram matrices are sums over the windows of every process."""
         fitted = self.fitted
         u_all, z_all, _ = self.record
         u, _ = self._inputs(length)
@@ -261,12 +291,12 @@ class LevenbergMarquardt:
         Y = xs.flatten(0, 1)
         ok = torch.isfinite(Y).all(1)
         X, Y = X[ok], Y[ok]
-        gram = X.T @ X
+        gram, moment = _distributed.all_reduce_sums(X.T @ X, X.T @ Y)
         reg = (
             ridge * float(gram.diagonal().mean()) * torch.eye(len(gram), dtype=X.dtype)
         )
-        W = torch.linalg.solve(gram + reg, X.T @ Y)
+        W = torch.linalg.solve(gram + reg, moment)
         lin = fitted.encoder.linear
         lin.weight.copy_(W[:-1].T)
         lin.bias.copy_(W[-1])
-        return float(((X @ W - Y) ** 2).mean().sqrt())
+        return math.sqrt(self.mean_square(X @ W - Y))

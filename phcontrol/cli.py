@@ -17,6 +17,11 @@ the fit was interrupted (SIGINT or SIGTERM) and its best model so far was
 written. Errors are one line on stderr, ``phcontrol: error: ...``;
 ``--debug`` adds the traceback. Results go to stdout, diagnostics and the
 progress bar to stderr.
+
+Under ``torchrun --nproc_per_node=N -m phcontrol identify ...`` the N
+processes share the fit (see :func:`phcontrol.identify`); rank 0 alone
+writes ``--out`` and prints, the others report errors only and end with
+the fit's exit status.
 """
 
 from __future__ import annotations
@@ -391,7 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(_one_line(err), EXIT_USAGE, err, debug)
     except SystemExit as exit_:  # --help and --version
         return int(exit_.code or 0)
-    diagnostics = _Diagnostics(args.verbose, args.quiet)
+    from . import _distributed
+
+    # Under torchrun only rank 0 speaks; the others show errors only.
+    diagnostics = _Diagnostics(args.verbose, args.quiet or not _distributed.is_main())
     try:
         if args.command == "check":
             return _check(args)
@@ -477,6 +485,7 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _identify(args: argparse.Namespace) -> int:
+    from . import _distributed
     from .errors import DataError, ModelFileError, NotSupportedError
     from .report import check_out_dir, report_dict, write_report
 
@@ -490,24 +499,31 @@ def _identify(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"identify-{name}"
     checkpoint = out / CHECKPOINT_FILE
     created = not out.exists()
+    _distributed.init()  # under torchrun: join the other processes
+    is_main = _distributed.is_main()
+    problem: FileExistsError | None = None
     try:
-        if args.resume:
+        if args.resume:  # every process reads the checkpoint
             if not checkpoint.is_file():
                 raise FileExistsError(
                     f"--resume: there is no checkpoint {str(checkpoint)!r} to "
                     "continue; run without --resume to start a new fit"
                 )
-        else:
+        elif is_main:  # rank 0 alone writes --out
             check_out_dir(out, force=args.force)
     except FileExistsError as err:
-        return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+        problem = err
+    if _distributed.any_true(problem is not None):  # all stop, or none
+        if problem is None:
+            return EXIT_USAGE  # the process that met the problem reports it
+        return _fail(_one_line(problem), EXIT_USAGE, problem, args.debug)
 
     options = _fit_options(args)
     options.update(checkpoint=checkpoint, resume=args.resume)
     try:
-        fit = _run_fit(data, options, quiet=args.quiet)
+        fit = _run_fit(data, options, quiet=args.quiet or not is_main)
     except (DataError, NotSupportedError, ModelFileError) as err:
-        if not args.resume:
+        if not args.resume and is_main:
             _discard(checkpoint, created)
         return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
     except KeyboardInterrupt as err:  # after training: while simulating the tests
@@ -524,12 +540,16 @@ def _identify(args: argparse.Namespace) -> int:
             args.debug,
         )
     except Exception as err:  # noqa: BLE001 - any failure inside the fit is status 1
-        if not args.resume:
+        if not args.resume and is_main:
             _discard(checkpoint, created)
         return _fail(f"the fit failed: {_one_line(err)}", EXIT_FAILED, err, args.debug)
 
     dataset = data if not _is_log(data) else None
     interrupted = bool(fit.report.interrupted)
+    if not is_main:  # the same model and report as rank 0, which writes them
+        if interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_FAILED if _fit_problem(report_dict(fit, dataset=dataset)) else 0
     try:
         # --force, --resume or an out directory checked empty above: the only
         # thing the fit itself put there is its checkpoint.

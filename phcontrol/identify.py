@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _checkpoint, _mechanical, _tanks, greybox
+from . import _checkpoint, _distributed, _mechanical, _tanks, greybox
 from ._friction import build_friction
 from ._lm import LevenbergMarquardt
 from ._validation import check_choice, check_fit_settings, check_keywords
@@ -574,6 +574,16 @@ def identify(
     evaluated and returned with ``report.interrupted`` set, and the
     checkpoint is written. A second Ctrl-C interrupts at once.
 
+    Started by ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` set), the N
+    processes share the fit: each simulates every N-th training window of
+    each stage, and the sums over windows (normal equations, losses,
+    gradients, the encoder's Gram matrices) are added over the processes
+    with gloo, so every process takes the same steps and returns the same
+    model. Validation is computed in full by each process. Only rank 0
+    writes ``checkpoint``; ``report.settings["processes"]`` records N. The
+    fit agrees with a one-process fit to round-off amplified by the
+    optimisers (see the GPU and cluster how-to).
+
     Examples
     --------
     >>> import phcontrol as phc
@@ -626,11 +636,15 @@ def identify(
                 f"{train.source}: the {name} part has {len(part)} samples but a "
                 f"window needs {need} (n_past + window + 1); shorten `window`"
             )
+    _distributed.init()  # under torchrun: join the other processes
     torch.manual_seed(seed)
     np.random.seed(seed)
     fitted = _initial_model(
         train, model, n_past, mlp_hidden, substeps, input_hold, seed
     )
+    # Every process builds the same model; rank 0's copy makes that certain
+    # even for a given model that was initialised at random in each process.
+    _distributed.broadcast_module(fitted)
     if first_stage is None and model != "neural_ode":
         system = fitted.system
         assert isinstance(system, PortHamiltonian)
@@ -656,6 +670,7 @@ def identify(
         key = _checkpoint.fingerprint([train.u, train.z, val.u, val.z], options)
         tracker.checkpoint = (os.fspath(checkpoint), key)
     saved = tracker.restore() if resume else None
+    _distributed.barrier()  # rank 0 writes the checkpoint only once all read it
     stage = saved.stage if saved is not None else "lbfgs"
     deadline = math.inf if max_time is None else t_start + max_time
     with _checkpoint.StopRequest() as stop:
@@ -678,20 +693,22 @@ def identify(
                 starts = torch.linspace(
                     n_past, len(train) - window - 1, min(2 * batch_size, len(train))
                 ).long()
+                starts = starts.unique()
                 _fit_lbfgs(
                     fitted,
-                    _windows(train_rec, n_past, window, starts.unique()),
+                    _windows(train_rec, n_past, window, _share(starts)),
                     val_win,
                     lbfgs_steps,
                     tracker,
                     deadline,
+                    total=len(starts),
                     start=saved.stage_step if saved is not None else 0,
                 )
             if (
                 iterations
                 and stage != "done"
                 and not tracker.stopping()
-                and time.perf_counter() < deadline
+                and not _past(deadline)
             ):
                 gen = torch.Generator().manual_seed(seed)
                 _fit_adam(
@@ -762,6 +779,7 @@ def identify(
             seed=seed,
             mlp_hidden=mlp_hidden,
             n_init=k0,
+            processes=_distributed.world_size(),
             steps_run=tracker.step,
             resumed=saved is not None,
         ),
@@ -934,9 +952,14 @@ class _Tracker:
         logger.warning("%s step %d: %s; %s", stage, self.step, problem, action)
 
     def stopping(self) -> bool:
-        """True once a signal or the callback asked training to stop."""
+        """True once a signal or the callback asked training to stop.
+
+        Under ``torchrun`` every process answers the same: true when any of
+        them was asked to stop (a collective, so all call it in step)."""
         if self.stop_reason is None and self.stop is not None:
             self.stop_reason = self.stop.reason
+        if _distributed.any_true(self.stop_reason is not None):
+            self.stop_reason = self.stop_reason or "another process stopped"
         return self.stop_reason is not None
 
     def interrupt(self, reason: str) -> None:
@@ -957,8 +980,8 @@ class _Tracker:
         )
 
     def save(self, stage: str, stage_step: int, **state: Any) -> None:
-        """Write the checkpoint, if the fit has one."""
-        if self.checkpoint is None:
+        """Write the checkpoint, if the fit has one (rank 0 only)."""
+        if self.checkpoint is None or not _distributed.is_main():
             return
         path, key = self.checkpoint
         fit_state = _checkpoint.FitState(
@@ -1028,9 +1051,14 @@ def _fit_lbfgs(
     tracker: _Tracker,
     deadline: float,
     *,
+    total: int,
     start: int = 0,
 ) -> None:
-    """Stage 1: L-BFGS on the physical parameters over fixed windows."""
+    """Stage 1: L-BFGS on the physical parameters over fixed windows.
+
+    ``windows`` are this process's share of ``total`` windows; the loss and
+    its gradient are summed over the processes inside the closure, so the
+    line search sees the same values everywhere."""
     params = [p for n, p in fitted.named_parameters() if _is_physical(n)]
     frozen = [p for n, p in fitted.named_parameters() if not _is_physical(n)]
     opt = torch.optim.LBFGS(
@@ -1038,7 +1066,7 @@ def _fit_lbfgs(
     )
 
     def closure() -> Tensor:
-        loss = _window_loss_grad(fitted, *windows)
+        loss = _window_loss_grad(fitted, *windows, total=total)
         if not math.isfinite(loss):
             # A diverging trial point: report it as very bad, with no slope,
             # so the line search steps back instead of failing.
@@ -1055,6 +1083,8 @@ def _fit_lbfgs(
             try:
                 loss = float(opt.step(closure))  # type: ignore[arg-type]
             except (IndexError, RuntimeError) as err:  # the line search broke down
+                if _distributed.is_comm_error(err):  # a peer is gone
+                    raise
                 fitted.load_state_dict(tracker.best_state)
                 tracker.fault(
                     "lbfgs",
@@ -1076,7 +1106,7 @@ def _fit_lbfgs(
                 tracker.save("lbfgs", k)
                 tracker.interrupt(str(tracker.stop_reason))
                 return
-            if time.perf_counter() > deadline:
+            if _past(deadline):
                 break
             tracker.save("lbfgs", k)
     finally:
@@ -1107,7 +1137,7 @@ def _fit_lm(
         return
     starts = torch.linspace(n_past, n - max(lengths) - 2, windows).long().unique()
     params = [(k, p) for k, p in fitted.system.named_parameters() if _is_physical(k)]
-    lm = LevenbergMarquardt(fitted, params, record, starts)
+    lm = LevenbergMarquardt(fitted, params, record, _share(starts))
     for k, length in enumerate(lengths):
         if k < start:
             continue
@@ -1146,7 +1176,7 @@ def _fit_lm(
             tracker.save("lbfgs", k + 1)
             tracker.interrupt(str(tracker.stop_reason))
             return
-        if time.perf_counter() > deadline:
+        if _past(deadline):
             break
         tracker.save("lbfgs", k + 1)
     tracker.save("adam", 0)
@@ -1169,7 +1199,15 @@ def _fit_adam(
     patience: int,
     saved: _checkpoint.FitState | None = None,
 ) -> None:
-    """Stage 2: Adam on every parameter over random windows."""
+    """Stage 2: Adam on every parameter over random windows.
+
+    Every process draws the same batch from ``gen`` and simulates its share
+    of it; the gradients are then summed over the processes by hand (one
+    all-reduce, see :func:`_window_loss_grad`). ``DistributedDataParallel``
+    would need the loss inside one ``forward`` of the wrapped module (here
+    the encoder and the rollout are separate calls) and reduces inside
+    ``backward``, which a process skips for a non-finite loss. Every process
+    thus takes the same Adam step."""
     ut = train[0]
     opt = torch.optim.Adam(fitted.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations, eta_min=lr / 20)
@@ -1203,7 +1241,9 @@ def _fit_adam(
         starts = torch.randint(
             n_past, len(ut) - window - 1, (batch_size,), generator=gen
         )
-        loss = _window_loss_grad(fitted, *_windows(train, n_past, window, starts))
+        loss = _window_loss_grad(
+            fitted, *_windows(train, n_past, window, _share(starts)), total=batch_size
+        )
         if _exploding(loss, best_train):
             faults += 1
             fitted.load_state_dict(tracker.best_state)
@@ -1232,7 +1272,7 @@ def _fit_adam(
         best_train = min(best_train, loss)
         opt.step()
         sched.step()
-        timed_out = time.perf_counter() > deadline
+        timed_out = _past(deadline)
         validate = it % val_every == 0 or it == iterations or timed_out
         val_loss = _window_loss(fitted, *val_win) if validate else None
         if tracker.record("adam", loss, val_loss):
@@ -1255,16 +1295,52 @@ def _output_error(z_sim: Tensor, z: Tensor) -> Tensor:
 
 
 def _window_loss_grad(
-    fitted: IdentifiedModel, u_past: Tensor, z_past: Tensor, u: Tensor, z: Tensor
+    fitted: IdentifiedModel,
+    u_past: Tensor,
+    z_past: Tensor,
+    u: Tensor,
+    z: Tensor,
+    *,
+    total: int | None = None,
 ) -> float:
+    """Mean squared error of the windows; its gradient is left in ``.grad``.
+
+    Under ``torchrun`` the windows are this process's share of ``total``
+    windows: the loss and the gradients are summed over the processes, so
+    every process returns the mean over all ``total`` windows and holds its
+    gradient. A non-finite loss (anywhere) returns NaN with no gradient.
+    """
     fitted.zero_grad(set_to_none=True)
     x0 = fitted.encoder(u_past, z_past)
     z_sim, _ = fitted.rollout(x0, u, substep_inputs=True)
-    loss = _output_error(z_sim, z)
-    if not torch.isfinite(loss):
+    if _distributed.world_size() == 1:
+        loss = _output_error(z_sim, z)
+        if not torch.isfinite(loss):
+            return math.nan
+        loss.backward()
+        return float(loss.detach())
+    if total is None:
+        raise TypeError("`total` is needed when the windows are shared out")
+    loss = ((z_sim - z) ** 2).sum() / (total * z.shape[1] * z.shape[2])
+    summed = float(_distributed.all_reduce_sum(loss.detach()))
+    if not math.isfinite(summed):
         return math.nan
-    loss.backward()
-    return float(loss.detach())
+    if loss.requires_grad:
+        loss.backward()
+    _distributed.all_reduce_grads(fitted.parameters())
+    return summed
+
+
+def _share(starts: Tensor) -> Tensor:
+    """This process's windows of ``starts``: every ``world_size``-th one."""
+    return starts[_distributed.rank() :: _distributed.world_size()]
+
+
+def _past(deadline: float) -> bool:
+    """True once ``deadline`` has passed, on every process alike."""
+    if math.isinf(deadline):  # the same on every process: nothing to agree
+        return False
+    return _distributed.any_true(time.perf_counter() > deadline)
 
 
 @torch.no_grad()
