@@ -324,13 +324,9 @@ class MechanicalStepper:
                     qn, slope = update(qn, f, slope)
                 it += 2
                 f = residual(qn, qd, pd, Vd)
-                # f is the momentum equation's residual: scale it like a
-                # state, or like its largest term, (2m/dt) q', whose rounding
-                # bounds how small f can get when time is in seconds.
+                # f is the momentum equation's residual: scale it like a state.
                 pn = (2.0 * md / dt) * (qn - qd) - pd
-                size = 1.0 + torch.maximum(
-                    torch.maximum(qn.abs(), pn.abs()), (2.0 * md / dt) * qn.abs()
-                ).squeeze(-1)
+                size = 1.0 + torch.maximum(qn.abs(), pn.abs()).squeeze(-1)
                 ok = f.abs().squeeze(-1) <= self.tol * size
                 # A heavy mass (large 2m/dt) can leave f above that even when
                 # the correction f / slope is below the rounding of q': no
