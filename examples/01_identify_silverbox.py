@@ -45,7 +45,14 @@ if SMOKE:
     }
     dataset = dataclasses.replace(dataset, splits=splits)
     options = dict(
-        lbfgs_steps=1, iterations=3, batch_size=8, window=10, substeps=1, val_every=1
+        lm_windows=8,
+        lm_lengths=(20,),
+        lm_iterations=2,
+        iterations=3,
+        batch_size=8,
+        window=10,
+        substeps=1,
+        val_every=1,
     )
 else:
     options = {}
