@@ -230,7 +230,9 @@ def total_momentum(x: Tensor, n_particles: int, dim: int = 2) -> Tensor:
     Examples
     --------
     >>> import torch
-    >>> x = torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.5, 0.0, -0.2, 1.0]])
+    >>> x = torch.tensor(
+    ...     [[0.0, 0.0, 1.0, 0.0, 0.5, 0.0, -0.2, 1.0]], dtype=torch.float64
+    ... )
     >>> total_momentum(x, 2).tolist()
     [[0.3, 1.0]]
     """
