@@ -267,6 +267,12 @@ def _build_parser() -> _Parser:
     check.add_argument(
         "--json", action="store_true", help="print the verdict as JSON on stdout"
     )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="a doubtful solve (solver status, conditioning) fails the check "
+        "with exit 1 instead of a warning",
+    )
     from ._cli_control import add_parser as add_control_parser
 
     add_control_parser(commands, common)
@@ -734,7 +740,7 @@ def _read_state_space(path: Path) -> tuple[Any, float]:
 
 def _check(args: argparse.Namespace) -> int:
     """Run ``phcontrol check``."""
-    from .errors import PHControlError
+    from .errors import ConvergenceError, NumericsError, PHControlError, SolverError
     from .passivity import check_passivity
 
     path = Path(args.system)
@@ -744,19 +750,23 @@ def _check(args: argparse.Namespace) -> int:
             "model or a .npz/.mat/.json state-space file"
         )
     suffix = path.suffix.lower()
+    strict = bool(getattr(args, "strict", False))
     try:
         if suffix == ".safetensors":
             from .io import load
 
-            result = check_passivity(load(path))
+            result = check_passivity(load(path), strict=strict)
         elif suffix in _SS_SUFFIXES:
             system, dt = _read_state_space(path)
-            result = check_passivity(system, dt=dt)
+            result = check_passivity(system, dt=dt, strict=strict)
         else:
             raise _UsageError(
                 f"MODEL_OR_SYSTEM {str(path)!r} has the unknown suffix "
                 f"{suffix!r}; use .safetensors, .npz, .mat or .json"
             )
+    except (SolverError, NumericsError, ConvergenceError) as err:
+        # --strict: a numerical doubt is a failed check, not bad input.
+        return _fail(f"{str(path)!r}: {_one_line(err)}", EXIT_FAILED, err, args.debug)
     except (PHControlError, ValueError, TypeError) as err:
         raise _UsageError(f"{str(path)!r}: {_one_line(err)}") from err
     if args.json:

@@ -71,3 +71,30 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, content, name, match)
 
 def test_identify_verb_still_parses():
     assert main(["identify", "log.csv", "--outputs", "y"]) == 2
+
+
+def test_strict_turns_a_doubtful_solve_into_a_failed_check(
+    tmp_path, capsys, monkeypatch
+):
+    import phcontrol.passivity as passivity
+    from phcontrol.errors import SolverError
+
+    seen = []
+
+    def doubtful(system, *, strict=False, **kwargs):
+        seen.append(strict)
+        if strict:
+            raise SolverError("the KYP LMI ended 'optimal_inaccurate'")
+        return original(system, **kwargs)
+
+    original = passivity.check_passivity
+    monkeypatch.setattr(passivity, "check_passivity", doubtful)
+    path = tmp_path / "sys.json"
+    path.write_text(json.dumps(PASSIVE))
+    assert main(["check", str(path)]) == 0
+    assert main(["check", str(path), "--strict"]) == 1
+    assert seen == [False, True]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"phcontrol: error: {str(path)!r}: the KYP LMI ended 'optimal_inaccurate'"
+    ]
