@@ -7,6 +7,7 @@ import functools
 import numpy as np
 import pytest
 import torch
+from _records import stepped_positions
 from _tol import EIG_ATOL
 
 import phcontrol as phc
@@ -51,15 +52,7 @@ def friction_log(samples: int = 400, seed: int = 0) -> Log:
     rng = np.random.default_rng(seed)
     raw = rng.standard_normal(samples + 20)
     u = np.convolve(raw, np.ones(10) / 10, mode="same")[:samples] * 3.0
-    stepper = _mechanical.MechanicalStepper(plant, DT / 4, 1e-13, 50)
-    x = torch.zeros(1, 2, dtype=torch.float64)
-    z = np.zeros(samples)
-    with torch.no_grad():
-        for k in range(samples):
-            z[k] = float(x[0, 0])
-            uk = torch.tensor([[u[k]]], dtype=torch.float64)
-            for _ in range(4):
-                x, _, _ = stepper.step(x, uk)
+    z = stepped_positions(plant, u, DT)
     return Log(t=DT * np.arange(samples), u=u[:, None], z=z[:, None], source="dry")
 
 

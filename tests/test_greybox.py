@@ -7,6 +7,7 @@ import functools
 import numpy as np
 import pytest
 import torch
+from _records import stepped_positions
 
 import phcontrol as phc
 from phcontrol import _mechanical
@@ -38,15 +39,7 @@ def duffing_log(samples: int = 1500) -> Log:
     rng = np.random.default_rng(3)
     raw = rng.standard_normal(samples + 20)
     u = np.convolve(raw, np.ones(8) / 8, mode="same")[:samples] * 3.0
-    stepper = _mechanical.MechanicalStepper(plant, DT / 4, 1e-13, 50)
-    x = torch.zeros(1, 2, dtype=torch.float64)
-    z = np.zeros(samples)
-    with torch.no_grad():
-        for k in range(samples):
-            z[k] = float(x[0, 0])
-            uk = torch.tensor([[u[k]]], dtype=torch.float64)
-            for _ in range(4):
-                x, _, _ = stepper.step(x, uk)
+    z = stepped_positions(plant, u, DT)
     return Log(t=DT * np.arange(samples), u=u[:, None], z=z[:, None], source="duffing")
 
 
@@ -96,12 +89,12 @@ def grey_fit():
     return identify(
         duffing_log(),
         model=duffing(start, gain=1.5),
-        substeps=4,
+        substeps=2,
         input_hold="zoh",
         window=40,
-        lm_windows=24,
-        lm_lengths=(20, 60),
-        lm_iterations=12,
+        lm_windows=12,
+        lm_lengths=(20, 50),
+        lm_iterations=8,
         iterations=0,
     )
 
