@@ -76,7 +76,9 @@ def to_spec(obj: Any, tensors: dict[str, Tensor], prefix: str = "init") -> Any:
         return obj
     if callable(obj):
         raise TypeError(
-            f"cannot store the Python function at {prefix} in a model file, "
+            f"cannot store the Python function "
+            f"{getattr(obj, '__qualname__', type(obj).__name__)} (at {prefix}) "
+            "in a model file, "
             "since model files hold no code; keep the function in your script "
             "and save phcontrol.greybox.parameter_values(model) to rebuild it"
         )

@@ -472,22 +472,46 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, str]:
     return log, Path(args.log).stem
 
 
+_FIT_KEYS = (
+    "first_stage",
+    "lbfgs_steps",
+    "iterations",
+    "max_time",
+    "substeps",
+    "window",
+    "batch_size",
+)
+
+
 def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"model": args.model, "seed": args.seed}
-    keys = (
-        "first_stage",
-        "lbfgs_steps",
-        "iterations",
-        "max_time",
-        "substeps",
-        "window",
-        "batch_size",
-    )
-    for key in keys:
+    for key in _FIT_KEYS:
         value = getattr(args, key)
         if value is not None:
             options[key] = value
     return options
+
+
+def _cli_words(message: str) -> str:
+    """Write the fit options a library message names as the command's flags.
+
+    ``phc.identify`` speaks of ``model='linear'`` and `` `window` ``; on the
+    command line the same advice reads ``--model linear`` and ``--window``.
+    """
+    import re
+
+    names = ("model", "seed", *_FIT_KEYS)
+    pattern = "|".join(names)
+
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    message = re.sub(
+        rf"(?<![\w`])({pattern})=(?:'([^']*)'|([\w.+-]+))",
+        lambda m: f"{flag(m[1])} {m[2] if m[2] is not None else m[3]}",
+        message,
+    )
+    return re.sub(rf"`({pattern})`", lambda m: flag(m[1]), message)
 
 
 def _identify(args: argparse.Namespace) -> int:
@@ -531,7 +555,7 @@ def _identify(args: argparse.Namespace) -> int:
     except (DataError, NotSupportedError, ModelFileError) as err:
         if not args.resume and is_main:
             _discard(checkpoint, created)
-        return _fail(_one_line(err), EXIT_USAGE, err, args.debug)
+        return _fail(_cli_words(_one_line(err)), EXIT_USAGE, err, args.debug)
     except KeyboardInterrupt as err:  # after training: while simulating the tests
         where = str(checkpoint) if checkpoint.exists() else None
         return _fail(

@@ -83,7 +83,8 @@ class NamedParameters(nn.Module):
         if unknown:
             raise ValueError(
                 f"`positive` names {sorted(unknown)} that are not in the "
-                f"parameters {sorted(values)}; add their initial values"
+                f"parameters {sorted(values)}; correct the names or give them "
+                "initial values in `values`"
             )
         self.names = list(values)
         self.positive = positive
@@ -237,9 +238,10 @@ class MomentumDamping(AbstractStructureMatrix):
         if bool((r.detach() < 0).any()):
             worst = float(r.detach().min())
             raise NumericsError(
-                f"the damping law gives r = {worst:.3g} < 0, which creates "
-                "energy; write it so that it cannot be negative (declare its "
-                "coefficients in `positive`)"
+                f"`damping`: the law gives r = {worst:.3g} < 0, which creates "
+                "energy; write r(v) so that it is non-negative for "
+                "every v once the names in `positive` are positive (a sum of "
+                "positive terms such as c0 + c1 * v**2, not a difference)"
             )
         return r
 
@@ -305,8 +307,10 @@ def mechanical_model(
     ['c0', 'c1', 'gain', 'k1', 'k3']
     """
     values = dict(values)
-    positive = set(positive)
-    V = FunctionPotential(potential, values, positive=positive & set(values), n_dof=1)
+    # An unknown name in `positive` is refused (by NamedParameters), not
+    # dropped: a misspelt name would otherwise leave that parameter free to
+    # change sign.
+    V = FunctionPotential(potential, values, positive=positive, n_dof=1)
     H = MechanicalHamiltonian(
         1,
         potential=[V],

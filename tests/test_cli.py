@@ -97,6 +97,18 @@ def test_bad_log_is_one_line_exit_2_and_no_output(tmp_path, capsys, content, mat
     assert match in err[0]
 
 
+def test_a_refused_option_is_named_as_its_flag(spring_csv, tmp_path, capsys):
+    out = tmp_path / "never"
+    args = [str(spring_csv), "--time", "t", "--inputs", "u", "--outputs", "q"]
+    code = main(["identify", *args, "--model", "neural_ode", "--out", str(out), *TINY])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_USAGE
+    assert not out.exists()
+    assert len(err) == 1
+    assert "--first-stage lm" not in err[0] and "first_stage=" not in err[0]
+    assert "--first-stage lbfgs" in err[0] and "leave --first-stage unset" in err[0]
+
+
 def test_unknown_dataset_is_a_usage_error(tmp_path, capsys):
     assert (
         main(["identify", "--dataset", "silverbx", "--out", str(tmp_path / "x")]) == 2

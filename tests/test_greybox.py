@@ -55,6 +55,13 @@ def test_positive_parameters_stay_positive_and_are_checked():
         NamedParameters({"c": 0.5}, positive=["d"])
     with pytest.raises(ValueError, match="not a Python identifier"):
         NamedParameters({"2c": 0.5})
+    with pytest.raises(ValueError, match=r"\['c2'\].*not in the parameters"):
+        mechanical_model(  # a misspelt name is refused, not silently dropped
+            potential=lambda q, p: q[:, 0] ** 2 / 2,
+            damping=lambda v, p: p.c + 0.0 * v,
+            values={"c": 0.1},
+            positive=["c2"],
+        )
 
 
 def test_a_negative_damping_law_is_refused_not_simulated():

@@ -332,7 +332,7 @@ def check_lti(
                 how,
                 status,
                 f"{why}; re-checked: lambda_min(P)/||P|| = {rc.margin_P:.2g}, "
-                f"lambda_max(M)/scale = {rc.margin_lmi:.2g} (tol {tol:g})",
+                f"lambda_max(M)/scale = {rc.margin_lmi + 0.0:.2g} (tol {tol:g})",
                 dt=sys.dt,
             ),
             rc,
@@ -406,7 +406,7 @@ def check_lti(
             return _with_ham(res, ham_verdict)
         lmi_note += (
             f"; its P failed the re-check (margin_P {rc.margin_P:.2g}, "
-            f"margin_lmi {rc.margin_lmi:.2g})"
+            f"margin_lmi {rc.margin_lmi + 0.0:.2g})"
         )
     ref = _kyp.refute_lmi(work, solver=solver, max_seconds=max_seconds, tol=tol)
     if ref.Z is not None:
@@ -527,7 +527,7 @@ def _certify_with(sys: LTI, P: np.ndarray, how: str, why: str) -> PassivityResul
         how,
         None,
         f"{why}; {note}: lambda_min(P)/||P|| = {rc.margin_P:.2g}, "
-        f"lambda_max(M)/scale = {rc.margin_lmi:.2g}",
+        f"lambda_max(M)/scale = {rc.margin_lmi + 0.0:.2g}",
         dt=sys.dt,
     )
 
