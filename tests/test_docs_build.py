@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
 def nav_pages(entries: list) -> list[str]:
     pages: list[str] = []
     for entry in entries:
