@@ -256,7 +256,7 @@ def test_cli_refuses_a_log_too_short_for_the_window(
     assert code == EXIT_USAGE
     line = single_line(err)
     assert f"{path}: the log has 40 samples but identify needs at least 2553" in line
-    assert "shorten `window` (now 500)" in line
+    assert "shorten --window (now 500)" in line  # the CLI names its flag
     assert_nothing_written(tmp_path, {path.name})
 
 
