@@ -643,13 +643,12 @@ def _run_fit(data: Any, options: dict[str, Any], *, quiet: bool) -> Any:
     """
     from tqdm import tqdm
 
-    from .identify import identify
+    from .identify import _default_first_stage, identify
 
-    first = options.get("first_stage")
-    model = options.get("model", "mechanical")
-    if first is None:
-        first = "lm" if model == "mechanical" else "lbfgs"
-    if model == "neural_ode":  # no physical parameters: no first stage
+    first = options.get("first_stage") or _default_first_stage(
+        options.get("model", "mechanical")
+    )
+    if first is None:  # neural_ode: no physical parameters, no first stage
         stage_one = 0
     elif first == "lm":  # one step per window length
         stage_one = len(_fit_default("lm_lengths"))
@@ -774,7 +773,7 @@ def _check(args: argparse.Namespace) -> int:
             "model or a .npz/.mat/.json state-space file"
         )
     suffix = path.suffix.lower()
-    strict = bool(getattr(args, "strict", False))
+    strict = args.strict
     try:
         if suffix == ".safetensors":
             from .io import load

@@ -645,11 +645,8 @@ def identify(
     # Every process builds the same model; rank 0's copy makes that certain
     # even for a given model that was initialised at random in each process.
     _distributed.broadcast_module(fitted)
-    if first_stage is None and model != "neural_ode":
-        system = fitted.system
-        assert isinstance(system, PortHamiltonian)
-        fast = _mechanical.supports(system) and model != "friction"
-        first_stage = "lm" if fast else "lbfgs"
+    if first_stage is None:
+        first_stage = _default_first_stage(model)
     train_rec, val_rec = _record(fitted, train), _record(fitted, val)
     tamed = None
     if model == "neural_ode":
@@ -849,6 +846,20 @@ def _initial_model(
         input_hold=input_hold,
         time_step=time_step,
     )
+
+
+def _default_first_stage(model: str | PortHamiltonian) -> str | None:
+    """The first stage :func:`identify` runs for ``model`` when none is given.
+
+    Levenberg–Marquardt for ``"mechanical"`` and for a given model with the
+    fast scalar step; L-BFGS for the other built-in pH models; None for
+    ``"neural_ode"``, which has no physical parameters.
+    """
+    if isinstance(model, PortHamiltonian):
+        return "lm" if _mechanical.supports(model) else "lbfgs"
+    if model == "neural_ode":
+        return None
+    return "lm" if model == "mechanical" else "lbfgs"
 
 
 def _check_custom(model: PortHamiltonian, train: Log) -> None:
