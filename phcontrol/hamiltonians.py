@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ._config import Configurable
+from ._tensor import rowdot
 from ._validation import spd_factor
 from .errors import ShapeError
 
@@ -706,13 +707,18 @@ class MechanicalHamiltonian(AbstractHamiltonian):
     def mass(self, q: Tensor) -> Tensor:
         """Return ``M(q)``, shape (batch, n_dof, n_dof)."""
         k = self.n_dof
+        if not self.state_dependent_mass:
+            return self._constant_mass(q).expand(q.shape[0], k, k)
+        L = q.new_zeros(q.shape[0], k, k)
+        L[:, self.rows, self.cols] = self.mass_net(q)
         eye = torch.eye(k, dtype=q.dtype, device=q.device)
-        if self.state_dependent_mass:
-            L = q.new_zeros(q.shape[0], k, k)
-            L[:, self.rows, self.cols] = self.mass_net(q)
-        else:
-            L = torch.tril(self.L.to(q.dtype)).expand(q.shape[0], k, k)
         return L @ L.transpose(1, 2) + self.eps * eye
+
+    def _constant_mass(self, like: Tensor) -> Tensor:
+        # The (n_dof, n_dof) mass of a separable energy, in like's dtype.
+        L = torch.tril(self.L.to(like.dtype))
+        eye = torch.eye(self.n_dof, dtype=like.dtype, device=like.device)
+        return L @ L.T + self.eps * eye
 
     def potential(self, q: Tensor) -> Tensor:
         """Return ``V(q)``, shape (batch,)."""
@@ -724,6 +730,12 @@ class MechanicalHamiltonian(AbstractHamiltonian):
 
     def velocity(self, q: Tensor, p: Tensor) -> Tensor:
         """Return ``M(q)^{-1} p``, shape (batch, n_dof)."""
+        if not self.state_dependent_mass:
+            # One small solve serves every row.
+            M = self._constant_mass(p)
+            if self.n_dof == 1:
+                return p / M[0, 0]
+            return torch.linalg.solve(M, p.T).T
         if self.n_dof == 1:
             return p / self.mass(q)[:, 0]
         return torch.linalg.solve(self.mass(q), p.unsqueeze(-1)).squeeze(-1)
@@ -731,7 +743,7 @@ class MechanicalHamiltonian(AbstractHamiltonian):
     def forward(self, x: Tensor) -> Tensor:
         """Return ``H(x)``, shape (batch,)."""
         q, p = x[:, : self.n_dof], x[:, self.n_dof :]
-        return 0.5 * (p * self.velocity(q, p)).sum(-1) + self.potential(q)
+        return 0.5 * rowdot(p, self.velocity(q, p)) + self.potential(q)
 
     def grad(self, x: Tensor) -> Tensor:
         """Return ``(dH/dq, dH/dp)``, shape (batch, n_states)."""

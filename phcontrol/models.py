@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ._config import Configurable
+from ._tensor import is_shared, matvec
 from ._validation import check_batch
 from .errors import NotSupportedError, ShapeError
 from .hamiltonians import AbstractHamiltonian, MLPHamiltonian
@@ -163,7 +164,11 @@ class PortHamiltonian(AbstractModel):
         """Return ``(J - R, G)`` at ``x``, the matrices a step needs."""
         JR = self.J(x)
         if self.R is not None:
-            JR = JR - self.R(x)
+            R = self.R(x)
+            if is_shared(JR) and is_shared(R):
+                JR = (JR[0] - R[0]).expand_as(JR)  # stays one shared matrix
+            else:
+                JR = JR - R
         return JR, self.G_matrix(x)
 
     def flow(self, x: Tensor, grad_H: Tensor, u: Tensor) -> Tensor:
@@ -183,9 +188,9 @@ class PortHamiltonian(AbstractModel):
         Tensor, shape (batch, n_states)
         """
         JR, G = self.structure(x)
-        out = (JR @ grad_H.unsqueeze(-1)).squeeze(-1)
+        out = matvec(JR, grad_H)
         if self.n_inputs:
-            out = out + (G @ u.unsqueeze(-1)).squeeze(-1)
+            out = out + matvec(G, u)
         return out
 
     def vector_field(self, x: Tensor, u: Tensor | None = None) -> Tensor:

@@ -150,12 +150,14 @@ class _NewtonSolver:
     """Batched Newton iteration that reuses its Jacobian while it converges fast.
 
     The Jacobian of the residual is formed by ``n`` reverse passes of
-    autograd over the batch (the rows are independent). It is kept across
-    steps and refreshed when an iteration fails to shrink the residual by
-    ``refresh_ratio``. Converged rows take ``polish`` last updates (the
-    first with the residual already at hand), which take the energy
-    balance from ``tol`` times the gradient's size to round-off. Rows that
-    Newton leaves unconverged (or non-finite)
+    autograd over the batch (the rows are independent) and inverted once,
+    so an iteration costs a batched matrix-vector product, not a
+    factorisation. The inverse is kept across steps and refreshed when an
+    iteration fails to shrink the residual by ``refresh_ratio``; a row
+    whose Jacobian is singular gets a non-finite update. Converged rows
+    take ``polish`` last updates (the first with the residual already at
+    hand), which take the energy balance from ``tol`` times the gradient's
+    size to round-off. Rows that Newton leaves unconverged (or non-finite)
     get a fixed-point iteration ``z <- z - F(z)`` from the initial guess,
     which converges when the step is contractive.
     """
@@ -171,7 +173,7 @@ class _NewtonSolver:
         self.polish = polish
         self.max_iter = max_iter
         self.refresh_ratio = refresh_ratio
-        self.jac: Tensor | None = None
+        self.jac_inv: Tensor | None = None
 
     @staticmethod
     def jacobian(residual: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
@@ -187,6 +189,16 @@ class _NewtonSolver:
                 rows.append(gi)
         return torch.stack(rows, dim=1)
 
+    @staticmethod
+    def inverse(jac: Tensor) -> Tensor:
+        """Return ``jac``'s inverse; NaN in the rows where it is singular."""
+        inv, info = torch.linalg.inv_ex(jac)
+        return torch.where((info == 0).view(-1, 1, 1), inv, math.nan)
+
+    def _update(self, F: Tensor) -> Tensor:
+        assert self.jac_inv is not None
+        return (self.jac_inv @ F.unsqueeze(-1)).squeeze(-1)
+
     def solve(
         self, residual: Callable[[Tensor], Tensor], z0: Tensor
     ) -> tuple[Tensor, Tensor]:
@@ -198,24 +210,26 @@ class _NewtonSolver:
             it = 0
             fresh = False
             while bool((err > self.tol).any()) and it < self.max_iter:
-                if self.jac is None or self.jac.shape[0] != z.shape[0]:
-                    self.jac = self.jacobian(residual, z)
+                if self.jac_inv is None or self.jac_inv.shape[0] != z.shape[0]:
+                    self.jac_inv = self.inverse(self.jacobian(residual, z))
                     fresh = True
-                dz = torch.linalg.solve(self.jac, F.unsqueeze(-1)).squeeze(-1)
+                dz = self._update(F)
                 z_new = z - dz
                 F_new = residual(z_new)
                 err_new = _scaled_error(F_new, z_new)
                 bad = ~torch.isfinite(err_new)
                 active = err > self.tol
+                # Rows that reach the tolerance count as fast, however
+                # little they had left to gain.
                 ratio = float(
                     (err_new / err.clamp_min(1e-300))
                     .masked_fill(bad, 1e9)
-                    .masked_fill(~active, 0.0)
+                    .masked_fill(~active | (err_new <= self.tol), 0.0)
                     .max()
                 )
                 it += 1
                 if ratio > self.refresh_ratio and not fresh:
-                    self.jac = None  # stale: rebuild and retry from the old point
+                    self.jac_inv = None  # stale: rebuild, retry from the old point
                     continue
                 fresh = False
                 # Converged rows keep their value; the others take the step.
@@ -224,15 +238,16 @@ class _NewtonSolver:
                 F = torch.where(keep, F, F_new)
                 err = torch.where(~active, err, err_new.masked_fill(bad, math.inf))
             ok = err <= self.tol
-            if self.jac is not None and bool((ok & (err > 0)).any()):
+            if self.jac_inv is not None and bool((ok & (err > 0)).any()):
                 # One more update with the residual already at hand costs a
-                # linear solve and shrinks the error by the contraction
-                # ratio, which takes the energy balance to round-off.
-                dz = torch.linalg.solve(self.jac, F.unsqueeze(-1)).squeeze(-1)
-                z = torch.where(ok.unsqueeze(-1), z - dz, z)
+                # matrix-vector product and shrinks the error by the
+                # contraction ratio, which takes the energy balance to
+                # round-off.
+                dz = self._update(F)
+                z = torch.where(ok.unsqueeze(-1) & torch.isfinite(dz), z - dz, z)
                 if self.polish > 1:
                     F = residual(z)
-                    dz = torch.linalg.solve(self.jac, F.unsqueeze(-1)).squeeze(-1)
+                    dz = self._update(F)
                     z = torch.where(ok.unsqueeze(-1) & torch.isfinite(dz), z - dz, z)
             if not bool(ok.all()):
                 z, ok = self._fixed_point(residual, z0, z, ok)

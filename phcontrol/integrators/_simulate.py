@@ -271,9 +271,12 @@ def simulate(
                 t_mid = torch.as_tensor(
                     t0 + k * dt + (j + 0.5) * h, dtype=x.dtype, device=x.device
                 )
+                guess = None
+                if len(xs) >= 3:
+                    guess = 3.0 * (xs[-1] - xs[-2]) + xs[-3]
                 x, H_x, g, um, ok = implicit_step(
                     model, x, H_x, t_mid, h, k, j, substeps, schedule, solver,
-                    gradient, grad_fn,
+                    gradient, grad_fn, guess,
                 )  # fmt: skip
                 grads.append(g)
                 converged = converged & ok

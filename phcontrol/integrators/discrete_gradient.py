@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._tensor import rowdot, rownorm
 from ..models import PortHamiltonian
 from ._base import _InputSchedule, _NewtonSolver, _scaled_error
 
@@ -102,14 +103,14 @@ def gonzalez_gradient(
     g = grad_H(xm)
     Hx = H(x) if H_x is None else H_x
     Hn = H(x_next) if H_next is None else H_next
-    nrm2 = (d * d).sum(-1)
+    nrm2 = rowdot(d, d)
     nrm = nrm2.sqrt()
     eps = torch.finfo(x.dtype).eps
     root = _noise_floor(x.dtype)
     scale = torch.maximum(Hx.abs(), Hn.abs())
-    gnorm = g.norm(dim=-1)
+    gnorm = rownorm(g)
     small = (nrm2 == 0) | (_ROUNDING_ULPS * eps * scale > root * (1.0 + gnorm) * nrm)
-    c = (Hn - Hx - (g * d).sum(-1)) / torch.where(small, torch.ones_like(nrm2), nrm2)
+    c = (Hn - Hx - rowdot(g, d)) / torch.where(small, torch.ones_like(nrm2), nrm2)
     out = g + torch.where(small, torch.zeros_like(c), c).unsqueeze(-1) * d
     if bool(small.any()):
         out = torch.where(small.unsqueeze(-1), avf_gradient(grad_H, x, x_next, 2), out)
@@ -296,6 +297,7 @@ def implicit_step(
     solver: _NewtonSolver,
     gradient: str,
     grad_fn: Callable[[Tensor, Tensor, Tensor | None, Tensor | None], Tensor],
+    guess: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Solve one implicit step.
 
@@ -315,11 +317,14 @@ def implicit_step(
         um = schedule.at(k, j, substeps, t_mid, xm)
         return z - x - h * model.flow(xm, g, um)
 
-    with torch.no_grad():
-        x0 = x.detach()
-        guess = x0 + h * model.flow(
-            x0, model.H.grad(x0), schedule.at(k, j, substeps, t_mid, x0)
-        )
+    if guess is None:
+        with torch.no_grad():
+            x0 = x.detach()
+            guess = x0 + h * model.flow(
+                x0, model.H.grad(x0), schedule.at(k, j, substeps, t_mid, x0)
+            )
+    else:
+        guess = guess.detach()
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or any(p.requires_grad for p in model.parameters())
     )
