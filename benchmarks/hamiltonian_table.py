@@ -110,6 +110,7 @@ class Task:
     substeps: int  # integrator steps per interval
     energy: Callable[[Tensor], Tensor]  # true energy, (..., n) -> (...)
     batch_size: int | None  # samples per Adam step (None: all)
+    steps: int  # Adam steps
 
 
 @dataclass
@@ -118,6 +119,7 @@ class Sizes:
 
     hidden: tuple[int, ...] = (200, 200)
     steps: int = 2000
+    orbit_steps: int = 10000  # the two-body experiment's (HNN paper's code)
     lr: float = 1e-3
     oscillator_trajectories: int = 50
     orbits: int = 1000
@@ -127,7 +129,7 @@ class Sizes:
 
 
 QUICK = Sizes(
-    hidden=(16,), steps=20, oscillator_trajectories=6, orbits=10, orbit_samples=20,
+    hidden=(16,), steps=20, orbit_steps=20, oscillator_trajectories=6, orbits=10, orbit_samples=20,
     batch=64, real_stride=4,
 )  # fmt: skip
 
@@ -192,7 +194,7 @@ def oscillator_task(name: str, seed: int, sizes: Sizes) -> Task:
         pair_a=a, pair_b=b, pair_dt=pdt,
         test_x=noisy[test].reshape(-1, 2), test_y=f[test].reshape(-1, 2),
         x0=x[test, 0], reference=x[test], dt=dt, substeps=1, energy=energy,
-        batch_size=None,
+        batch_size=None, steps=sizes.steps,
     )  # fmt: skip
 
 
@@ -221,7 +223,7 @@ def real_pendulum_task(sizes: Sizes) -> Task:
         pair_dt=dt_all[:cut][train],
         test_x=x[cut:-1], test_y=fd[cut:],
         x0=test[:1], reference=test[None], dt=float(steps[0]), substeps=1,
-        energy=energy, batch_size=None,
+        energy=energy, batch_size=None, steps=sizes.steps,
     )  # fmt: skip
 
 
@@ -256,7 +258,7 @@ def two_body_task(seed: int, sizes: Sizes) -> Task:
         pair_a=a, pair_b=b, pair_dt=pdt,
         test_x=x[test].reshape(-1, 8), test_y=f[test].reshape(-1, 8),
         x0=x[test, 0], reference=x[test], dt=dt, substeps=4, energy=energy,
-        batch_size=sizes.batch,
+        batch_size=sizes.batch, steps=sizes.orbit_steps,
     )  # fmt: skip
 
 
@@ -274,12 +276,13 @@ def _adam(
     loss: Callable[[Tensor], Tensor],
     n_items: int,
     sizes: Sizes,
-    batch_size: int | None,
+    task: Task,
     seed: int,
 ) -> None:
     opt = torch.optim.Adam(params, lr=sizes.lr)
     g = _generator(seed + 7919)
-    for _ in range(sizes.steps):
+    batch_size = task.batch_size
+    for _ in range(task.steps):
         if batch_size is None or batch_size >= n_items:
             idx = torch.arange(n_items)
         else:
@@ -297,7 +300,7 @@ def fit_derivatives(model: phc.AbstractModel, task: Task, sizes: Sizes, seed: in
         return ((model.vector_field(task.deriv_x[idx]) - task.deriv_y[idx]) ** 2).mean()
 
     params = [p for p in model.parameters() if p.requires_grad]
-    _adam(params, loss, task.deriv_x.shape[0], sizes, task.batch_size, seed)
+    _adam(params, loss, task.deriv_x.shape[0], sizes, task, seed)
 
 
 def fit_discrete_gradient(
@@ -313,7 +316,7 @@ def fit_discrete_gradient(
         return (((b - a) / task.pair_dt[idx] - flow) ** 2).mean()
 
     params = [p for p in model.parameters() if p.requires_grad]
-    _adam(params, loss, task.pair_a.shape[0], sizes, task.batch_size, seed)
+    _adam(params, loss, task.pair_a.shape[0], sizes, task, seed)
 
 
 def _scores(model: phc.AbstractModel, task: Task, method: str) -> tuple[float, float]:
