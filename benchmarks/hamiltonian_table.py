@@ -129,8 +129,8 @@ class Sizes:
 
 
 QUICK = Sizes(
-    hidden=(16,), steps=20, orbit_steps=20, oscillator_trajectories=6, orbits=10, orbit_samples=20,
-    batch=64, real_stride=4,
+    hidden=(16,), steps=20, orbit_steps=20, oscillator_trajectories=6, orbits=10,
+    orbit_samples=20, batch=64, real_stride=4,
 )  # fmt: skip
 
 
