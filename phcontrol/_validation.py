@@ -89,6 +89,40 @@ def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
     return value
 
 
+def check_device(device: str | torch.device, name: str) -> torch.device:
+    """Return ``device`` as a ``torch.device`` after checking this machine has it.
+
+    Without the check a CUDA device on a machine without one fails deep in
+    torch with ``AssertionError: Torch not compiled with CUDA enabled``.
+    """
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"`{name}` must name a torch device such as 'cpu' or 'cuda'; "
+            f"found {device!r}"
+        ) from err
+    if found.type != "cuda":
+        return found
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        why = (
+            f"this torch ({torch.__version__}) is built without CUDA"
+            if torch.version.cuda is None
+            else "torch finds no CUDA device on this machine"
+        )
+        raise ValueError(
+            f"`{name}`={device!r} asks for a CUDA device, but {why}; pass "
+            f"{name}='cpu', or run on a machine with a GPU and a CUDA build of torch"
+        )
+    if found.index is not None and found.index >= count:
+        raise ValueError(
+            f"`{name}`={device!r} asks for CUDA device {found.index}, but torch "
+            f"finds {count} (numbered from 0); pass {name}='cuda' for the first"
+        )
+    return found
+
+
 def default_tol(dtype: torch.dtype) -> float:
     """The numerics contract's default solve tolerance for ``dtype``."""
     return 1e-12 if dtype == torch.float64 else 1e-6

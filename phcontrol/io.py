@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ._config import Configurable, from_spec, to_spec
+from ._validation import check_device
 from .errors import ModelFileError
 
 __all__ = ["save", "load", "read_metadata", "FORMAT", "FORMAT_VERSION"]
@@ -442,6 +443,9 @@ def load(
 
     Raises
     ------
+    ValueError
+        If ``map_location`` is not a device, or is a CUDA device this
+        machine does not have (checked before the file is read).
     ModelFileError
         If the file is missing, does not end with ``.safetensors``, is not a
         safetensors file (a pickle or a ``torch.save`` archive is refused
@@ -473,6 +477,7 @@ def load(
     >>> type(load(target)).__name__
     'QuadraticHamiltonian'
     """
+    device = check_device(map_location, "map_location")
     path, meta, tensors = _read(path)
     try:
         spec = json.loads(meta.get("config", ""))
@@ -520,7 +525,7 @@ def load(
         raise _refuse(
             path, f"the stored parameters do not fit the model its config builds: {err}"
         ) from err
-    return module.to(map_location)
+    return module.to(device)
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

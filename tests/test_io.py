@@ -304,6 +304,23 @@ def test_loaded_model_trains_in_place(saved: Path) -> None:
     assert not torch.equal(model.H.L, load(saved).H.L)
 
 
+def test_load_to_a_missing_cuda_device_names_map_location(
+    saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before the check, torch failed deep inside Module.to with
+    # "AssertionError: Torch not compiled with CUDA enabled".
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ValueError, match=r"`map_location`='cuda' asks for a CUDA"):
+        load(saved, map_location="cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"CUDA device 1, but torch finds 1"):
+        load(saved, map_location="cuda:1")
+    with pytest.raises(ValueError, match=r"must name a torch device.*'gpu'"):
+        load(saved, map_location="gpu")
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_load_to_cuda_keeps_values(saved: Path) -> None:

@@ -245,23 +245,9 @@ def lyapunov_lmi(
     >>> status, bool(P[0, 0] >= 1.0)
     ('optimal', True)
     """
-    import cvxpy as cp
-
     A = np.asarray(A, dtype=float)
-    n = A.shape[0]
     s = max(float(np.linalg.norm(A, 2)), 1e-300)
-    Ab, ab = A / s, float(decay_rate) / s
-    P = cp.Variable((n, n), symmetric=True)
-    t = cp.Variable()
-    eye = np.eye(n)
-    lhs = Ab.T @ P + P @ Ab + 2.0 * ab * P
-    cons = [P >> eye, P << t * eye, 0.5 * (lhs + lhs.T) << -eye]
-    prob = cp.Problem(cp.Minimize(t), cons)
-    try:
-        solve_quietly(prob, solver)
-        status = str(prob.status)
-    except cp.SolverError as err:
-        status = f"solver_error: {err}"
+    P, status = _solve_lyapunov_lmi(A, decay_rate, solver)
     report_status(
         status,
         "the Lyapunov LMI of the closed loop",
@@ -280,6 +266,35 @@ def lyapunov_lmi(
             strict,
             SolverError,
         )
+    return P, status
+
+
+def _solve_lyapunov_lmi(
+    A: np.ndarray, decay_rate: float, solver: str
+) -> tuple[np.ndarray | None, str]:
+    """Solve the LMI of :func:`lyapunov_lmi` without reporting its status.
+
+    For searches whose result is re-checked in numpy anyway (the rounds of
+    :func:`~phcontrol.control.synthesize_damping_gain`), where an inexact
+    intermediate storage is only a starting point, not a certificate.
+    """
+    import cvxpy as cp
+
+    A = np.asarray(A, dtype=float)
+    n = A.shape[0]
+    s = max(float(np.linalg.norm(A, 2)), 1e-300)
+    Ab, ab = A / s, float(decay_rate) / s
+    P = cp.Variable((n, n), symmetric=True)
+    t = cp.Variable()
+    eye = np.eye(n)
+    lhs = Ab.T @ P + P @ Ab + 2.0 * ab * P
+    cons = [P >> eye, P << t * eye, 0.5 * (lhs + lhs.T) << -eye]
+    prob = cp.Problem(cp.Minimize(t), cons)
+    try:
+        solve_quietly(prob, solver)
+        status = str(prob.status)
+    except cp.SolverError as err:
+        status = f"solver_error: {err}"
     if P.value is None or status not in ("optimal", "optimal_inaccurate"):
         return None, status
     Pv = np.asarray(P.value, dtype=float)

@@ -68,7 +68,7 @@ from ._base import (
     mechanical_energy,
     plant_dtype,
 )
-from .certificates import _lmi_check, solve_quietly
+from .certificates import _lmi_check, _solve_lyapunov_lmi, solve_quietly
 
 __all__ = [
     "DampingSynthesis",
@@ -524,7 +524,9 @@ def synthesize_damping_gain(
     Pz = None
     done = 0
     for done in range(1, int(rounds) + 1):  # noqa: B007 - the count is reported
-        P_new, _ = lyapunov_lmi(A_of(K), a_in, solver=solver)
+        # A round's storage only steers the next gain, and every gain is
+        # re-checked in numpy, so an inexact round solve warns nobody.
+        P_new, _ = _solve_lyapunov_lmi(A_of(K), a_in, solver)
         if P_new is None:
             break
         Pz = P_new
