@@ -303,7 +303,10 @@ def implicit_step(
 
     Returns ``x'``, ``H(x')``, the gradient ``ḡ(x, x')`` and input ``ū`` of
     the step (for the bookkeeping, so it audits exactly what was solved),
-    and the per-row converged mask.
+    and the per-row converged mask. Newton starts from ``guess`` (the
+    simulation extrapolates the last three states) or, without one, from
+    an explicit Euler step; rows that miss the tolerance from ``guess``
+    start again from the Euler step.
 
     Gradients pass through the converged solve by the implicit function
     theorem (one differentiable Newton correction with the Jacobian held
@@ -317,14 +320,14 @@ def implicit_step(
         um = schedule.at(k, j, substeps, t_mid, xm)
         return z - x - h * model.flow(xm, g, um)
 
-    if guess is None:
+    def euler_guess() -> Tensor:
         with torch.no_grad():
             x0 = x.detach()
-            guess = x0 + h * model.flow(
-                x0, model.H.grad(x0), schedule.at(k, j, substeps, t_mid, x0)
-            )
-    else:
-        guess = guess.detach()
+            u0 = schedule.at(k, j, substeps, t_mid, x0)
+            return x0 + h * model.flow(x0, model.H.grad(x0), u0)
+
+    extrapolated = guess is not None
+    guess = euler_guess() if guess is None else guess.detach()
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or any(p.requires_grad for p in model.parameters())
     )
@@ -341,6 +344,15 @@ def implicit_step(
     else:
         x_det, H_det = x.detach(), H_x.detach()
         z, ok = solver.solve(lambda z: residual(z, x_det, H_det), guess)
+        if extrapolated and not bool(ok.all()):
+            # An extrapolated guess can land across a switch of a
+            # closed-loop input; those rows start again from Euler's step.
+            retry = torch.where(ok.unsqueeze(-1), z, euler_guess())
+            z_retry, ok_retry = solver.solve(
+                lambda z: residual(z, x_det, H_det), retry
+            )
+            z = torch.where(ok.unsqueeze(-1), z, z_retry)
+            ok = ok | ok_retry
         if needs_grad:
             jac = _NewtonSolver.jacobian(lambda z: residual(z, x_det, H_det), z)
             F = residual(z.detach())
