@@ -50,7 +50,11 @@ def report(text: str, strict: bool, error: type[Exception]) -> None:
 
 
 def report_status(
-    status: str | Mapping[str, str] | None, what: str, outcome: str, strict: bool
+    status: str | Mapping[str, str] | None,
+    what: str,
+    outcome: str,
+    strict: bool,
+    solver: str | None = None,
 ) -> None:
     """Report a convex solve that ended with a status that is not clean.
 
@@ -65,6 +69,8 @@ def report_status(
         What it did with the solve (``"the verdict is 'undecided'"``).
     strict : bool
         Raise :class:`~phcontrol.errors.SolverError` instead of warning.
+    solver : str, optional
+        The solver that was used; the message suggests the others.
     """
     if status is None:
         return
@@ -73,9 +79,10 @@ def report_status(
     if not bad:
         return
     listed = ", ".join(f"{v!r}" + (f" ({k})" if k else "") for k, v in bad.items())
+    others = [s for s in ("SCS", "CLARABEL") if s != (solver or "").upper()]
     text = (
         f"{what}: the convex solver ended with status {listed}, not "
-        f"'optimal', 'infeasible' or 'unbounded'; {outcome}. Try solver='SCS' "
-        "or solver='CLARABEL'"
+        f"'optimal', 'infeasible' or 'unbounded'; {outcome}. Try "
+        + " or ".join(f"solver={s!r}" for s in others)
     )
     report(text, strict, SolverError)

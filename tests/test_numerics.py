@@ -94,6 +94,16 @@ def test_inaccurate_solver_status_is_an_error_with_strict(
         phc.check_passivity(PASSIVE, method="lmi", strict=True)
 
 
+def test_solver_hint_names_only_the_solvers_not_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inaccurate(monkeypatch, "optimal_inaccurate")
+    with pytest.raises(SolverError) as caught:
+        phc.check_passivity(PASSIVE, method="lmi", solver="CLARABEL", strict=True)
+    assert "solver='SCS'" in str(caught.value)
+    assert "solver='CLARABEL'" not in str(caught.value)
+
+
 def test_failing_solver_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(problem, solver, max_seconds):  # noqa: ANN001
         raise SolverError("the convex solver failed")

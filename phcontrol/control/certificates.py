@@ -253,6 +253,7 @@ def lyapunov_lmi(
         "the Lyapunov LMI of the closed loop",
         "its storage is not taken as a certificate",
         strict,
+        solver,
     )
     eig = np.linalg.eigvals(A).real
     worst = float(eig.max()) if eig.size else -math.inf
@@ -262,7 +263,9 @@ def lyapunov_lmi(
             f"the Lyapunov LMI solver says 'infeasible', but the eigenvalues of A "
             f"have real parts <= {worst:.4g} < -{float(decay_rate):g}, so a "
             f"storage exists; the LMI is too ill-conditioned for the solver "
-            f"(||A|| = {s:.3g}). Try solver='SCS', or rescale the states",
+            f"(||A|| = {s:.3g}). Try solver="
+            f"{'CLARABEL' if solver.upper() == 'SCS' else 'SCS'!r}, or rescale "
+            "the states",
             strict,
             SolverError,
         )

@@ -250,7 +250,11 @@ def synthesize_shaping_gains(
         if best is None or prob.value < best[0]:
             best = (prob.value, eps, np.asarray(Kp.value), np.asarray(Kd.value))
     report_status(
-        statuses, "synthesize_shaping_gains", "those grid points were skipped", strict
+        statuses,
+        "synthesize_shaping_gains",
+        "those grid points were skipped",
+        strict,
+        solver,
     )
     if best is None:
         raise SolverError(

@@ -257,7 +257,7 @@ def check_passivity(
         lti = as_lti(system, dt)
         report_scaling(balance(lti)[1], strict)
         result = check_lti(lti, method, solver, tol, max_seconds)
-    _report_status(result, strict)
+    _report_status(result, strict, solver)
     return result
 
 
@@ -265,16 +265,20 @@ CLEAN_STATUSES = frozenset({"optimal", "infeasible", "unbounded"})
 """Solver statuses that leave nothing to report."""
 
 
-def _report_status(result: PassivityResult, strict: bool) -> None:
+def _report_status(
+    result: PassivityResult, strict: bool, solver: str | None = None
+) -> None:
     """Warn (or raise with ``strict``) when the solver's status is not clean."""
     status = result.solver_status
     if status is None or status in CLEAN_STATUSES:
         return
+    others = [s for s in ("SCS", "CLARABEL") if s != (solver or "").upper()]
     text = (
         f"the convex solver ended with status {status!r}, not 'optimal', "
         f"'infeasible' or 'unbounded'; the verdict is {result.verdict!r} "
-        f"({result.method}). Try solver='SCS' or solver='CLARABEL', or a longer "
-        "`max_seconds`"
+        f"({result.method}). Try "
+        + " or ".join(f"solver={s!r}" for s in others)
+        + ", or a longer `max_seconds`"
     )
     if strict:
         raise SolverError(text)

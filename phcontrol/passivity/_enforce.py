@@ -205,6 +205,7 @@ def enforce_passivity(
         "enforce_passivity",
         "the model is kept because check_passivity found it passive on its own",
         strict,
+        pick_solver(n, solver),
     )
     dC_orig = solution[0] * t[None, :] * w
     dD_orig = solution[1] * w * w

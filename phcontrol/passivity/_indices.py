@@ -318,6 +318,10 @@ def passivity_indices(
         if index.solver_status != "I + D singular"
     }
     report_status(
-        statuses, "passivity_indices", "those indices are NaN and not certified", strict
+        statuses,
+        "passivity_indices",
+        "those indices are NaN and not certified",
+        strict,
+        solver,
     )
     return result
