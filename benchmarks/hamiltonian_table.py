@@ -22,8 +22,8 @@ Synthetic trajectories come from phcontrol's reference plants integrated
 by RK4 at a small step in float64; the training targets of the derivative
 models are the exact vector field at the noise-free states, evaluated at
 the noisy ones, as in the paper. Models, MLPs of two tanh layers of 200
-units, Adam at learning rate 1e-3 for 2000 steps (full batch; 200 samples a
-step for the two-body set):
+units, Adam at learning rate 1e-3 for 2000 steps, full batch (two-body:
+10 000 steps of 200 samples, as the HNN paper's code trains that set):
 
 * ``NeuralODE``: ``dx/dt = f(x)`` fitted to the derivatives; RK4 rollouts;
 * ``HNN``: ``phc.HNN`` fitted to the derivatives, rolled out by RK4 and by
