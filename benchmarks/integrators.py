@@ -291,6 +291,54 @@ def against_scipy(
     return rows
 
 
+def newton_work(batch: int, steps: int) -> Row:
+    """Count the implicit residual evaluations of each Gonzalez step.
+
+    The pendulum of the scipy row; every call of the residual counts, the
+    Jacobian's included. Also the largest scaled error of Newton's start.
+    """
+    from phcontrol.integrators import _base
+
+    _, model, states, _ = _pendulum_problem()
+    x0 = states(batch)
+    counts: list[int] = []
+    start_errors: list[float] = []
+    plain = _base._NewtonSolver.solve
+
+    def counting(self, residual, z0):
+        calls = 0
+
+        def counted(z):
+            nonlocal calls
+            calls += 1
+            F = residual(z)
+            if calls == 1:
+                start_errors.append(float(_base._scaled_error(F, z).max()))
+            return F
+
+        out = plain(self, counted, z0)
+        counts.append(calls)
+        return out
+
+    _base._NewtonSolver.solve = counting
+    try:
+        phc.simulate(model, x0, dt=DT, steps=steps)
+    finally:
+        _base._NewtonSolver.solve = plain
+    mean = sum(counts) / steps
+    spread = ", ".join(f"{k}: {counts.count(k)}" for k in sorted(set(counts)))
+    return Row(
+        f"implicit residual evaluations per gonzalez step; pendulum of the "
+        f"scipy rows, {batch} traj x {steps} steps, dt={DT}",
+        "mean per step (solves with k evaluations: count); largest scaled "
+        "error of the extrapolated start",
+        f"{mean:.2f} ({spread}); {max(start_errors):.1e}",
+        "-",
+        None,
+        mean,
+    )
+
+
 def verlet_bounded(steps: int, chunk: int) -> Row:
     """Step the pendulum ``steps`` times in chunks; errors of each chunk."""
     model = plants.pendulum().double().requires_grad_(False)
@@ -369,6 +417,9 @@ def run(device: str, sizes: Sizes) -> list[Row]:
                 p, s.scipy_batch, s.scipy_steps, s.scipy_loop_numpy, s.scipy_loop_torch
             ),
         )
+    rows += _stage(
+        "newton work", lambda: newton_work(s.scipy_batch, s.scipy_steps)
+    )
     rows += _stage("verlet", lambda: verlet_bounded(s.verlet_steps, s.verlet_chunk))
     if device == "cuda":
         rows += _stage("cuda", lambda: cuda_speed(s.cuda_batch, s.cuda_steps))

@@ -65,3 +65,14 @@ def test_cuda_request_without_cuda_fails_in_one_line():
 def test_cuda_row_runs_on_a_small_batch():
     row = bench.cuda_speed(batch=64, steps=2)
     assert row.value > 0.0
+
+
+def test_newton_work_counts_every_solve_and_restores_the_solver():
+    from phcontrol.integrators import _base
+
+    plain = _base._NewtonSolver.solve
+    row = bench.newton_work(batch=4, steps=5)
+    assert _base._NewtonSolver.solve is plain
+    # At least the start's residual and one polishing residual a step.
+    assert row.value >= 2.0
+    assert row.met is None
