@@ -417,9 +417,7 @@ def run(device: str, sizes: Sizes) -> list[Row]:
                 p, s.scipy_batch, s.scipy_steps, s.scipy_loop_numpy, s.scipy_loop_torch
             ),
         )
-    rows += _stage(
-        "newton work", lambda: newton_work(s.scipy_batch, s.scipy_steps)
-    )
+    rows += _stage("newton work", lambda: newton_work(s.scipy_batch, s.scipy_steps))
     rows += _stage("verlet", lambda: verlet_bounded(s.verlet_steps, s.verlet_chunk))
     if device == "cuda":
         rows += _stage("cuda", lambda: cuda_speed(s.cuda_batch, s.cuda_steps))
