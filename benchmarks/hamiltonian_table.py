@@ -33,7 +33,9 @@ units, Adam at learning rate 1e-3 for 2000 steps, full batch (two-body:
   successive states through the discrete-gradient step equation
   ``(x' - x)/Δt = (J - R) ∇̄H(x, x')`` with Gonzalez's ``∇̄H``; it never
   sees a derivative. On the noisy synthetic sets the states are first
-  smoothed by a cubic Savitzky-Golay filter of window 9.
+  smoothed by a cubic Savitzky-Golay filter of window 9, and only the
+  samples the window is centred on (not the four at either end) make
+  pairs.
 
 Metrics: the test loss is the mean squared error of ``dx/dt`` at the
 (noisy) test inputs; the energy MSE is the mean of ``(H(x̂_k) - H(x_k))²``
@@ -49,7 +51,8 @@ prints the table and writes it as the section "### HNN table" of
 ``--json PATH`` saves the raw results after every system; seeds can run in
 separate processes (``--first-seed K --seeds 1``, ``--systems ...``) and
 ``--render A.json B.json`` pools their seeds into the table without
-fitting anything.
+fitting anything (a later file's run of a system and seed replaces an
+earlier one's).
 """
 
 from __future__ import annotations
@@ -146,10 +149,17 @@ def _simulate_truth(truth: phc.PortHamiltonian, x0: Tensor, dt: float, steps: in
 
 
 def _smooth(x: Tensor, window: int = 9) -> Tensor:
+    """Smooth each trajectory; keep the samples the window is centred on.
+
+    Within half a window of either end the cubic Savitzky-Golay filter
+    extrapolates its fit, and its noise there is several times larger;
+    pairs made of those samples teach the model a spurious dissipation.
+    """
     from scipy.signal import savgol_filter
 
     window = min(window, x.shape[1] - (1 - x.shape[1] % 2))
-    out = savgol_filter(x.numpy(), window, 3, axis=1)
+    half = window // 2
+    out = savgol_filter(x.numpy(), window, 3, axis=1)[:, half : x.shape[1] - half]
     return torch.as_tensor(np.ascontiguousarray(out), dtype=x.dtype)
 
 
@@ -457,6 +467,39 @@ def render(results: dict, command: str, wall: float) -> str:
     )
 
 
+def _saved_seeds(record: dict) -> list[int]:
+    """The seeds of a saved run, from its record or else its command line."""
+    if "seeds" in record:
+        return list(record["seeds"])
+    words = record["command"].split()
+
+    def option(name: str, default: int) -> int:
+        return int(words[words.index(name) + 1]) if name in words else default
+
+    first = option("--first-seed", 0)
+    return list(range(first, first + option("--seeds", 3)))
+
+
+def pool(saved: list[dict]) -> dict:
+    """Pool saved runs by system, model and seed, in seed order.
+
+    A later run of the same system and seed replaces an earlier one, so a
+    rerun of some systems can be pooled with the rest of an older run.
+    """
+    runs: dict[str, dict[str, dict[int, list]]] = {}
+    for record in saved:
+        seeds = _saved_seeds(record)
+        for system, rows in record["results"].items():
+            for model, values in rows.items():
+                by_seed = runs.setdefault(system, {}).setdefault(model, {})
+                by_seed.update(zip(seeds, values, strict=False))
+    order = [s for s in SYSTEMS if s in runs]
+    return {
+        system: {m: [v[k] for k in sorted(v)] for m, v in runs[system].items()}
+        for system in order
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke test")
@@ -484,11 +527,7 @@ def main(argv: list[str] | None = None) -> None:
         doc = "-" if args.quick else "docs/benchmarks.md"
     if args.render is not None:
         saved = [json.loads(Path(p).read_text()) for p in args.render]
-        pooled = saved[0]["results"]
-        for extra in saved[1:]:
-            for system, rows in extra["results"].items():
-                for model, runs in rows.items():
-                    pooled[system][model] += runs
+        pooled = pool(saved)
         commands = "`, `".join(s["command"].strip() for s in saved)
         wall = max(s["wall_s"] for s in saved)
         body = render(pooled, commands, wall)
@@ -501,7 +540,12 @@ def main(argv: list[str] | None = None) -> None:
         def save(results: dict) -> None:
             if args.json is not None:
                 wall = time.perf_counter() - start
-                record = {"command": command, "wall_s": wall, "results": results}
+                record = {
+                    "command": command,
+                    "wall_s": wall,
+                    "seeds": list(range(args.first_seed, args.first_seed + seeds)),
+                    "results": results,
+                }
                 Path(args.json).write_text(json.dumps(record, indent=1))
 
         first = args.first_seed

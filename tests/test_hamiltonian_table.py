@@ -75,3 +75,26 @@ def test_quick_run_writes_a_full_table(tmp_path: Path) -> None:
     dg = [ln.split("|") for ln in rows if "| HNN + DG |" in ln]
     assert len(dg) == len(bench.SYSTEMS)
     assert all(math.isfinite(float(cells[3])) and float(cells[4]) > 0 for cells in dg)
+
+
+def test_pool_orders_seeds_and_lets_a_rerun_replace_a_system() -> None:
+    old = {
+        "command": "python -m benchmarks.hamiltonian_table --seeds 2",
+        "results": {
+            "pendulum": {"HNN + RK4": [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]]},
+            "two-body": {"HNN + RK4": [[5.0, 5.0, 5.0], [6.0, 6.0, 6.0]]},
+        },
+    }
+    rerun = {
+        "command": "python -m benchmarks.hamiltonian_table --first-seed 1 --seeds 1",
+        "seeds": [1],
+        "results": {"pendulum": {"HNN + RK4": [[9.0, 9.0, 9.0]]}},
+    }
+    extra = {
+        "command": "python -m benchmarks.hamiltonian_table --first-seed 2 --seeds 1",
+        "results": {"two-body": {"HNN + RK4": [[7.0, 7.0, 7.0]]}},
+    }
+    pooled = bench.pool([extra, old, rerun])
+    assert list(pooled) == ["pendulum", "two-body"]
+    assert [r[0] for r in pooled["pendulum"]["HNN + RK4"]] == [1.0, 9.0]
+    assert [r[0] for r in pooled["two-body"]["HNN + RK4"]] == [5.0, 6.0, 7.0]
