@@ -9,11 +9,14 @@ from benchmarks.identification_tanks import SETTINGS
 
 
 def test_options_keep_the_dataset_settings_and_swap_the_model():
-    opts = baselines.options("cascaded_tanks", "neural_ode")
-    assert opts["model"] == "neural_ode"
+    opts = baselines.options("cascaded_tanks", "linear")
+    assert opts["model"] == "linear"
     assert {k: v for k, v in opts.items() if k != "model"} == {
         k: v for k, v in SETTINGS.items() if k != "model"
     }
+    ode = baselines.options("cascaded_tanks", "neural_ode")
+    assert ode["iterations"] == baselines.NEURAL_ODE_ITERATIONS
+    assert ode["max_time"] == SETTINGS["max_time"]
     assert SETTINGS["model"] == "tanks"  # the shared settings are not changed
 
 
