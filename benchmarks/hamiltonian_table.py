@@ -52,7 +52,9 @@ prints the table and writes it as the section "### HNN table" of
 separate processes (``--first-seed K --seeds 1``, ``--systems ...``) and
 ``--render A.json B.json`` pools their seeds into the table without
 fitting anything (a later file's run of a system and seed replaces an
-earlier one's).
+earlier one's). ``--diagnose pendulum 2 [--all-pairs]`` fits pH + DG on
+one noisy system and seed and prints its learned ``R`` and its energy MSE
+with and without it.
 """
 
 from __future__ import annotations
@@ -148,17 +150,18 @@ def _simulate_truth(truth: phc.PortHamiltonian, x0: Tensor, dt: float, steps: in
     return x, f
 
 
-def _smooth(x: Tensor, window: int = 9) -> Tensor:
+def _smooth(x: Tensor, window: int = 9, trim: bool = True) -> Tensor:
     """Smooth each trajectory; keep the samples the window is centred on.
 
     Within half a window of either end the cubic Savitzky-Golay filter
     extrapolates its fit, and its noise there is several times larger;
     pairs made of those samples teach the model a spurious dissipation.
+    ``trim=False`` keeps them (the benchmark's earlier pairs).
     """
     from scipy.signal import savgol_filter
 
     window = min(window, x.shape[1] - (1 - x.shape[1] % 2))
-    half = window // 2
+    half = window // 2 if trim else 0
     out = savgol_filter(x.numpy(), window, 3, axis=1)[:, half : x.shape[1] - half]
     return torch.as_tensor(np.ascontiguousarray(out), dtype=x.dtype)
 
@@ -169,8 +172,11 @@ def _pairs(x: Tensor, dt: float) -> tuple[Tensor, Tensor, Tensor]:
     return a, b, torch.full((a.shape[0], 1), dt, dtype=x.dtype)
 
 
-def oscillator_task(name: str, seed: int, sizes: Sizes) -> Task:
-    """Mass-spring or ideal pendulum, noisy, after the HNN paper."""
+def oscillator_task(name: str, seed: int, sizes: Sizes, trim: bool = True) -> Task:
+    """Mass-spring or ideal pendulum, noisy, after the HNN paper.
+
+    ``trim=False``: the pH model's pairs include the smoothed end samples.
+    """
     if name == "mass-spring":
         # H = q^2 + p^2: mass 1/2, stiffness 2.
         truth = plants.mass_spring_damper(0.5, 2.0, 0.0).double()
@@ -197,7 +203,7 @@ def oscillator_task(name: str, seed: int, sizes: Sizes) -> Task:
     noisy = x + 0.1 * torch.randn(x.shape, generator=g, dtype=DTYPE)
     half = count // 2
     train, test = slice(0, half), slice(half, count)
-    a, b, pdt = _pairs(_smooth(noisy[train]), dt)
+    a, b, pdt = _pairs(_smooth(noisy[train], trim=trim), dt)
     return Task(
         name=name, n=2,
         deriv_x=noisy[train].reshape(-1, 2), deriv_y=f[train].reshape(-1, 2),
@@ -376,6 +382,36 @@ def run_system(task: Task, seed: int, sizes: Sizes) -> dict[str, tuple[float, ..
     return out
 
 
+def diagnose(system: str, seed: int, sizes: Sizes, trim: bool = True) -> str:
+    """Fit pH + DG on one noisy system and seed; report its learned ``R``.
+
+    Also the energy MSE of the same trained model rolled out with ``R``
+    set to zero, which measures how much of its error the learned
+    dissipation causes (the data are lossless).
+    """
+    task = oscillator_task(system, seed, sizes, trim=trim)
+    torch.manual_seed(seed)
+    ph = phc.PortHamiltonian(
+        phc.MLPHamiltonian(task.n, hidden=sizes.hidden),
+        phc.CanonicalJ(task.n),
+        phc.CholeskyDissipation(task.n),
+    ).double()
+    fit_discrete_gradient(ph, task, sizes, seed)
+    ph.requires_grad_(False)
+    _, energy = _scores(ph, task, "gonzalez")
+    R = ph.R_matrix(task.x0[:1])[0]
+    with torch.no_grad():
+        ph.R.L.zero_()
+    _, lossless = _scores(ph, task, "gonzalez")
+    rows = " ".join(f"[{r[0]:.2e} {r[1]:.2e}]" for r in R.tolist())
+    pairs = "centred samples" if trim else "every sample"
+    return (
+        f"{system} seed {seed}, pairs from {pairs} ({task.pair_a.shape[0]} "
+        f"pairs): energy MSE {energy:.2e}; learned R {rows}; energy MSE of "
+        f"the same model with R = 0: {lossless:.2e}"
+    )
+
+
 def _stat(values: list[float]) -> str:
     arr = np.asarray(values, dtype=float)
     if not np.isfinite(arr).all():
@@ -511,6 +547,17 @@ def main(argv: list[str] | None = None) -> None:
         "--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS), help="all"
     )
     parser.add_argument(
+        "--diagnose",
+        nargs=2,
+        metavar=("SYSTEM", "SEED"),
+        help="fit pH + DG on mass-spring or pendulum once; print its learned R",
+    )
+    parser.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="with --diagnose: pairs from every smoothed sample, the ends too",
+    )
+    parser.add_argument(
         "--render",
         nargs="+",
         default=None,
@@ -525,6 +572,15 @@ def main(argv: list[str] | None = None) -> None:
     doc = args.doc
     if doc is None:
         doc = "-" if args.quick else "docs/benchmarks.md"
+    if args.diagnose is not None:
+        system, seed = args.diagnose
+        if system not in ("mass-spring", "pendulum") or not seed.isdigit():
+            raise SystemExit(
+                f"--diagnose {system} {seed}: give mass-spring or pendulum and "
+                "a seed (a non-negative integer), e.g. --diagnose pendulum 2"
+            )
+        print(diagnose(system, int(seed), sizes, trim=not args.all_pairs))
+        return
     if args.render is not None:
         saved = [json.loads(Path(p).read_text()) for p in args.render]
         pooled = pool(saved)

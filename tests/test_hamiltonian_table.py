@@ -98,3 +98,19 @@ def test_pool_orders_seeds_and_lets_a_rerun_replace_a_system() -> None:
     assert list(pooled) == ["pendulum", "two-body"]
     assert [r[0] for r in pooled["pendulum"]["HNN + RK4"]] == [1.0, 9.0]
     assert [r[0] for r in pooled["two-body"]["HNN + RK4"]] == [5.0, 6.0, 7.0]
+
+
+def test_diagnose_reports_the_learned_dissipation() -> None:
+    line = bench.diagnose("pendulum", 0, bench.QUICK)
+    assert "pairs from centred samples" in line and "learned R [" in line
+    assert "with R = 0" in line
+    # 6 trajectories, 3 for training, 45 samples less 4 at either end.
+    assert "(108 pairs)" in line
+    everything = bench.diagnose("pendulum", 0, bench.QUICK, trim=False)
+    assert "(132 pairs)" in everything
+
+
+def test_diagnose_refuses_other_systems_in_one_line() -> None:
+    with pytest.raises(SystemExit) as info:
+        bench.main(["--diagnose", "two-body", "0"])
+    assert "\n" not in str(info.value) and "--diagnose two-body 0" in str(info.value)
