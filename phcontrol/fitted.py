@@ -278,13 +278,25 @@ class IdentifiedModel(nn.Module, Configurable):
         sweeps stop when every seam matches to 1e-10, so the result is the
         sequential simulation up to that tolerance.
         """
+        z_phys, info, _ = self._predict_pieces(u, z, n_init, chunks)
+        return z_phys, info
+
+    @torch.no_grad()
+    def _predict_pieces(
+        self, u: np.ndarray, z: np.ndarray, n_init: int, chunks: int | None
+    ) -> tuple[np.ndarray, dict[str, Any], tuple[Tensor, Tensor]]:
+        """:meth:`predict`, plus the pieces' start states and sub-step inputs.
+
+        The pieces let ``_energy_audit_pieces`` audit this simulation
+        without simulating the record again.
+        """
         x0, seq = self._initial_state(u, z, n_init)
         with one_thread():
-            _, _, xs, info = _stitch(self, x0, seq, chunks)
+            starts, u_chunks, xs, info = _stitch(self, x0, seq, chunks)
         N = seq.shape[0]
         zs = self.measure(torch.cat([xs[:, :-1].flatten(0, 1), xs[-1:, -1]])[:N])
         z_phys = zs * self.z_std + self.z_mean
-        return z_phys.numpy(), info
+        return z_phys.numpy(), info, (starts, u_chunks)
 
 
 @contextlib.contextmanager
@@ -525,7 +537,23 @@ def energy_audit(
             "when the balance matters"
         )
     with one_thread():
-        return _audit(model, log, n_init, chunks)
+        x0, seq = model._initial_state(log.u, log.z, n_init)
+        starts, u_chunks, _, _ = _stitch(model, x0, seq, chunks)
+        return _audit(model, starts, u_chunks)
+
+
+@torch.no_grad()
+def _energy_audit_pieces(
+    model: IdentifiedModel, pieces: tuple[Tensor, Tensor]
+) -> dict[str, Any]:
+    """:func:`energy_audit` of a simulation already stitched by ``predict``.
+
+    ``pieces`` are the start states and sub-step inputs that
+    ``IdentifiedModel._predict_pieces`` returns; the result equals
+    ``energy_audit`` of the same record with the same chunks.
+    """
+    with one_thread():
+        return _audit(model, *pieces)
 
 
 def _has_energy(model: IdentifiedModel) -> bool:
@@ -533,11 +561,8 @@ def _has_energy(model: IdentifiedModel) -> bool:
     return isinstance(model.system, PortHamiltonian)
 
 
-def _audit(
-    model: IdentifiedModel, log: Log, n_init: int, chunks: int | None
-) -> dict[str, Any]:
-    x0, seq = model._initial_state(log.u, log.z, n_init)
-    starts, u_chunks, _, _ = _stitch(model, x0, seq, chunks)
+def _audit(model: IdentifiedModel, starts: Tensor, u_chunks: Tensor) -> dict[str, Any]:
+    """Step every piece once from its start and check each step's balance."""
     system, S = model.system, model.substeps
     assert isinstance(system, PortHamiltonian)  # energy_audit refuses the others
     u_sub = u_chunks

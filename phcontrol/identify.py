@@ -53,9 +53,9 @@ from .errors import (
 from .fitted import (
     Encoder,
     IdentifiedModel,
+    _energy_audit_pieces,
     _has_energy,
     _substep_inputs,
-    energy_audit,
     one_thread,
 )
 from .hamiltonians import (
@@ -740,15 +740,19 @@ def identify(
     k0 = max(k0 if n_init is None else n_init, n_past)
     metrics: dict[str, dict[str, Any]] = {}
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    longest = max(evaluate, key=lambda k: len(evaluate[k]))
+    pieces = None
     for name, part in evaluate.items():
-        z_sim, info = fitted.predict(part.u, part.z, n_init=k0)
+        z_sim, info, simulated = fitted._predict_pieces(part.u, part.z, k0, None)
+        if name == longest:
+            pieces = simulated  # audited below without simulating it again
         z_meas = part.z[k0:]
         rmse = float(np.sqrt(np.mean((z_sim - z_meas) ** 2)) * scale)
         metrics[name] = {"rmse": rmse, "samples": int(len(z_meas)), **info}
         predictions[name] = (z_meas, z_sim)
-    longest = max(evaluate, key=lambda k: len(evaluate[k]))
     if _has_energy(fitted):
-        audit = energy_audit(fitted, evaluate[longest], n_init=k0)
+        assert pieces is not None
+        audit = _energy_audit_pieces(fitted, pieces)
     else:
         audit = {"audited": False, "reason": NO_ENERGY}
     audit["split"] = longest

@@ -348,9 +348,7 @@ def implicit_step(
             # An extrapolated guess can land across a switch of a
             # closed-loop input; those rows start again from Euler's step.
             retry = torch.where(ok.unsqueeze(-1), z, euler_guess())
-            z_retry, ok_retry = solver.solve(
-                lambda z: residual(z, x_det, H_det), retry
-            )
+            z_retry, ok_retry = solver.solve(lambda z: residual(z, x_det, H_det), retry)
             z = torch.where(ok.unsqueeze(-1), z, z_retry)
             ok = ok | ok_retry
         if needs_grad:
