@@ -34,7 +34,7 @@ import torch
 
 MODELS = ("linear", "neural_ode")
 NEURAL_ODE_ITERATIONS = 5000
-"""Adam iterations of the neural ODE; ``max_time`` ends most fits first."""
+"""Adam iterations of the neural ODE; the time cap or early stopping ends it first."""
 UNITS = {"silverbox": "mV", "emps": "mm", "cascaded_tanks": "V"}
 
 
