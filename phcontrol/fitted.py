@@ -536,10 +536,8 @@ def energy_audit(
             "balance to audit. Fit a pH model (model='linear' or 'mechanical') "
             "when the balance matters"
         )
-    with one_thread():
-        x0, seq = model._initial_state(log.u, log.z, n_init)
-        starts, u_chunks, _, _ = _stitch(model, x0, seq, chunks)
-        return _audit(model, starts, u_chunks)
+    _, _, pieces = model._predict_pieces(log.u, log.z, n_init, chunks)
+    return _energy_audit_pieces(model, pieces)
 
 
 @torch.no_grad()
